@@ -1,0 +1,1 @@
+"""Benchmark suites: each one a module writing tidy results plus `summary.json`."""

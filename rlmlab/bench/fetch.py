@@ -1,0 +1,329 @@
+"""Fetch policies on the embedded S3: whole reads, cold slices and a paced scan, swept over TTFB.
+
+Three questions, one run, one server (its floor measured first and reported beside every
+number):
+
+* whole read: how much faster than the seed (Monocontext, 1000-line objects, one GET after
+  another) is the best policy on that same layout, and the best layout with its best policy?
+* cold slice: does a slice spanning up to 10 segments cost about one GET of the same size?
+* paced scan: reading 64 KB chunks with 50 ms of "model thinking" between them, how long
+  does the reader stall on storage under each prefetch policy?
+
+`--quick` keeps every workload's shape (same segment sizes, same chunk size, same pause)
+with fewer segments, and says so in its output and summary.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from ..context import open_context
+from ..layout import write_context, write_monocontext
+from ..sim import S3Server
+from ..stores import open_store
+from .common import suite_dir, write_results
+from .report import write_fetch_report
+
+LINE_BYTES = 100
+SEED_LINES_PER_OBJECT = 1000
+THINK_S = 0.050
+SCAN_CHUNK = 64 * 1024
+COLD_SLICE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Scale:
+    seed_objects: int  # objects of 1000 lines (~100 KB) in the seed-style context
+    scan_bytes: int  # size of the paced-scan context
+    segment_sizes: tuple[int, ...]
+    repeats: int
+
+
+FULL = Scale(seed_objects=1001, scan_bytes=10_000_000, segment_sizes=(100_000, 1_000_000, 4_000_000, 16_000_000), repeats=5)
+QUICK = Scale(seed_objects=41, scan_bytes=2_000_000, segment_sizes=(100_000, 1_000_000, 4_000_000, 16_000_000), repeats=5)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--ttfb", default="20,50,100", help="comma-separated first-byte latencies in ms")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per cell (default 5)")
+    parser.add_argument("--workers", type=int, default=32, help="parallel GETs for the parallel policies")
+    parser.add_argument("--client", default="boto3", choices=["boto3", "obstore"])
+
+
+def synthetic_lines(n_lines: int, seed: int = 7) -> str:
+    """Log-like lines of exactly LINE_BYTES bytes (with the newline); ASCII so sizes are exact."""
+    rng = random.Random(seed)
+    words = "session tool read edit grep bash commit test build fetch cache slice model query answer".split()
+    lines = []
+    for i in range(n_lines):
+        body = f"{i:09d} dev{rng.randrange(5)} " + " ".join(rng.choice(words) for _ in range(14))
+        lines.append(body[: LINE_BYTES - 1].ljust(LINE_BYTES - 1, ".") + "\n")
+    return "".join(lines)
+
+
+def run(args) -> dict:
+    scale = QUICK if args.quick else FULL
+    repeats = args.repeats or scale.repeats
+    ttfbs = [float(t) for t in str(args.ttfb).split(",")]
+    out = suite_dir(args.out, "fetch")
+    if args.quick:
+        print(
+            f"quick mode: seed-style context of {scale.seed_objects} objects (full: {FULL.seed_objects}), "
+            f"scan context {scale.scan_bytes / 1e6:.0f} MB (full: {FULL.scan_bytes / 1e6:.0f} MB); "
+            "same segment sizes, chunk size and pauses"
+        )
+
+    with S3Server(seed=1) as server:
+        server.create_bucket("bench")
+        floor = server.floor()
+        print(f"server floor: median {floor['median_ms']:.2f} ms per GET (p90 {floor['p90_ms']:.2f} ms)")
+        bench = _Bench(server.endpoint_url, args.workers, args.client)
+        bench.prepare(scale)
+        rows: list[dict] = []
+        cells = _cells(bench, scale)
+        progress = tqdm(total=len(ttfbs) * len(cells) * repeats, desc="bench fetch", unit="run")
+        for ttfb in ttfbs:
+            server.configure(ttfb_ms=ttfb)
+            for repeat in range(repeats):
+                for cell in cells:
+                    rows.append({"ttfb_ms": ttfb, "repeat": repeat, **cell()})
+                    progress.update()
+        progress.close()
+        server.configure(ttfb_ms=0)
+
+    summary = summarise(rows, floor, ttfbs, scale, repeats, quick=args.quick)
+    write_results(out, rows, summary)
+    write_fetch_report(out, rows, summary)
+    print(f"results in {out}/ (results.parquet, summary.json, report.md)")
+    return summary
+
+
+class _Bench:
+    """The contexts under test, written once, and one measured run per call."""
+
+    def __init__(self, endpoint_url: str, workers: int, client: str):
+        self.endpoint = endpoint_url
+        self.workers = workers
+        self.client = client
+
+    def uri(self, name: str) -> str:
+        return f"s3://bench/{name}"
+
+    def prepare(self, scale: Scale) -> None:
+        seed_text = synthetic_lines(scale.seed_objects * SEED_LINES_PER_OBJECT)
+        self.seed_chars = len(seed_text)
+        write_monocontext(seed_text, self.uri("seed"), lines_per_segment=SEED_LINES_PER_OBJECT, endpoint_url=self.endpoint)
+        # Index the seed layout once (as `rlmlab` does on first open); runs below read it cold.
+        open_context(self.uri("seed"), endpoint_url=self.endpoint, cache="none", prefetch="none").close()
+        for size in scale.segment_sizes:
+            write_context(seed_text, self.uri(f"seg-{size}"), segment_bytes=size, endpoint_url=self.endpoint, progress=False)
+        write_context(seed_text, self.uri("single"), layout="single", segment_bytes=8_000_000, endpoint_url=self.endpoint, progress=False)
+        scan_text = synthetic_lines(scale.scan_bytes // LINE_BYTES, seed=11)
+        self.scan_chars = len(scan_text)
+        write_context(scan_text, self.uri("scan"), segment_bytes=1_000_000, endpoint_url=self.endpoint, progress=False)
+        write_context(scan_text, self.uri("scan-single"), layout="single", segment_bytes=1_000_000, endpoint_url=self.endpoint, progress=False)
+        slice_text = synthetic_lines(max(2 * COLD_SLICE, 20 * 100_000) // LINE_BYTES * 2, seed=13)
+        self.slice_chars = len(slice_text)
+        write_context(slice_text, self.uri("slice-100k"), segment_bytes=100_000, endpoint_url=self.endpoint, progress=False)
+        write_context(slice_text, self.uri("slice-single"), layout="single", segment_bytes=100_000, endpoint_url=self.endpoint, progress=False)
+        self.store = open_store(self.uri(""), endpoint_url=self.endpoint, client=self.client)
+        self.store.put("one-get-1mb.bin", slice_text[:COLD_SLICE].encode())
+        self.rng = random.Random(3)
+
+    # -- workloads -----------------------------------------------------------------
+
+    def whole_read(self, name: str, layout: str, segment_bytes: int, **policy) -> dict:
+        t0 = time.perf_counter()
+        with open_context(self.uri(name), endpoint_url=self.endpoint, client=self.client, **policy) as ctx:
+            text = ctx[:]
+            wall = time.perf_counter() - t0
+            stats = ctx.trace.summary()
+        assert len(text) == self.seed_chars
+        return _row("whole_read", _policy_name(policy), layout, segment_bytes, wall, stats)
+
+    def whole_read_s3fs(self) -> dict:
+        import s3fs
+
+        fs = s3fs.S3FileSystem(anon=False, key="testing", secret="testing", client_kwargs={"endpoint_url": self.endpoint})
+        t0 = time.perf_counter()
+        keys = sorted(k for k in fs.ls("bench/seed") if k.endswith(".log"))
+        parts = []
+        for key in keys:  # the seed's access pattern, through s3fs's default file cache
+            with fs.open(key, "rb") as f:
+                parts.append(f.read())
+        wall = time.perf_counter() - t0
+        assert sum(len(p) for p in parts) == self.seed_chars
+        return _row("whole_read", "s3fs (default readahead)", "monocontext", SEED_LINES_PER_OBJECT * LINE_BYTES, wall, {"gets": len(keys)})
+
+    def cold_slice(self, name: str, layout: str, **policy) -> dict:
+        start = self.rng.randrange(0, self.slice_chars - COLD_SLICE)
+        start -= start % 100_000  # spans exactly 10 segments of 100 KB
+        t0 = time.perf_counter()
+        with open_context(self.uri(name), endpoint_url=self.endpoint, client=self.client, cache="none", prefetch="none", **policy) as ctx:
+            t_open = time.perf_counter()
+            piece = ctx[start : start + COLD_SLICE]
+            wall = time.perf_counter() - t_open
+            stats = ctx.trace.summary()
+        assert len(piece) == COLD_SLICE
+        return _row("cold_slice", _policy_name(policy), layout, 100_000, wall, stats, open_s=t_open - t0)
+
+    def one_get(self) -> dict:
+        t0 = time.perf_counter()
+        data = self.store.get("one-get-1mb.bin")
+        wall = time.perf_counter() - t0
+        assert len(data) == COLD_SLICE
+        return _row("cold_slice", "one GET of the same size", "object", COLD_SLICE, wall, {"gets": 1})
+
+    def paced_scan(self, name: str, layout: str, **policy) -> dict:
+        stall = 0.0
+        t0 = time.perf_counter()
+        with open_context(self.uri(name), endpoint_url=self.endpoint, client=self.client, **policy) as ctx:
+            for offset in range(0, self.scan_chars, SCAN_CHUNK):
+                t = time.perf_counter()
+                chunk = ctx[offset : offset + SCAN_CHUNK]
+                stall += time.perf_counter() - t
+                assert chunk
+                time.sleep(THINK_S)
+            wall = time.perf_counter() - t0
+            stats = ctx.trace.summary()
+        return _row("paced_scan", _policy_name(policy), layout, 1_000_000, wall, stats, stall_s=stall)
+
+    def paced_scan_s3fs(self) -> dict:
+        import s3fs
+
+        fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": self.endpoint})
+        stall = 0.0
+        t0 = time.perf_counter()
+        with fs.open("bench/scan-single/context.txt", "rb") as f:
+            while True:
+                t = time.perf_counter()
+                chunk = f.read(SCAN_CHUNK)
+                stall += time.perf_counter() - t
+                if not chunk:
+                    break
+                time.sleep(THINK_S)
+        wall = time.perf_counter() - t0
+        return _row("paced_scan", "s3fs (default readahead)", "single", self.scan_chars, wall, {}, stall_s=stall)
+
+
+def _cells(bench: _Bench, scale: Scale) -> list:
+    """One callable per measured configuration; each returns one tidy row."""
+    naive = dict(fetch="sequential", cache="none", prefetch="none")
+    w = bench.workers
+    seed_bytes = SEED_LINES_PER_OBJECT * LINE_BYTES
+    cells = [
+        lambda: bench.whole_read("seed", "monocontext", seed_bytes, **naive),
+        lambda: bench.whole_read("seed", "monocontext", seed_bytes, fetch="parallel", workers=w, cache="memory", prefetch="none"),
+        lambda: bench.whole_read("seed", "monocontext", seed_bytes, fetch="parallel", workers=w, cache="memory", prefetch="eager"),
+        lambda: bench.whole_read("seed", "monocontext", seed_bytes, fetch="parallel", workers=w, cache="memory", prefetch="adaptive"),
+        bench.whole_read_s3fs,
+        lambda: bench.whole_read("single", "single", 8_000_000, fetch="coalesced", workers=w, cache="memory", prefetch="none"),
+    ]
+    for size in scale.segment_sizes:
+        cells.append(lambda size=size: bench.whole_read(f"seg-{size}", "segments", size, fetch="parallel", workers=w, cache="memory", prefetch="none"))
+    cells += [
+        bench.one_get,
+        lambda: bench.cold_slice("slice-100k", "segments", fetch="sequential"),
+        lambda: bench.cold_slice("slice-100k", "segments", fetch="parallel", workers=w),
+        lambda: bench.cold_slice("slice-single", "single", fetch="coalesced", workers=w),
+        lambda: bench.paced_scan("scan", "segments", **naive),
+        lambda: bench.paced_scan("scan", "segments", fetch="parallel", workers=w, cache="memory", prefetch="readahead"),
+        lambda: bench.paced_scan("scan", "segments", fetch="parallel", workers=w, cache="memory", prefetch="adaptive"),
+        lambda: bench.paced_scan("scan", "segments", fetch="parallel", workers=w, cache="memory", prefetch="background"),
+        bench.paced_scan_s3fs,
+    ]
+    return cells
+
+
+def _policy_name(policy: dict) -> str:
+    return f"{policy.get('fetch', 'parallel')}/{policy.get('cache', 'memory')}/{policy.get('prefetch', 'none')}"
+
+
+def _row(workload: str, policy: str, layout: str, segment_bytes: int, wall: float, stats: dict, **extra) -> dict:
+    return {
+        "workload": workload,
+        "policy": policy,
+        "layout": layout,
+        "segment_bytes": segment_bytes,
+        "wall_s": wall,
+        "gets": stats.get("gets", 0),
+        "bytes_fetched": stats.get("bytes_fetched", 0),
+        "stall_s": extra.pop("stall_s", stats.get("stall_s", wall)),
+        **extra,
+    }
+
+
+def summarise(rows: list[dict], floor: dict, ttfbs: list[float], scale: Scale, repeats: int, *, quick: bool) -> dict:
+    """Medians per configuration, and the acceptance ratios computed from them."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    med = frame.groupby(["ttfb_ms", "workload", "policy", "layout", "segment_bytes"], as_index=False).median(numeric_only=True)
+    per_ttfb = {}
+    for ttfb in ttfbs:
+        m = med[med.ttfb_ms == ttfb]
+        whole = m[m.workload == "whole_read"]
+        naive = whole[whole.policy == "sequential/none/none"].wall_s.iloc[0]
+        same_layout = whole[(whole.layout == "monocontext") & (whole.policy != "sequential/none/none")]
+        best_same = same_layout.loc[same_layout.wall_s.idxmin()]
+        best_any = whole.loc[whole.wall_s.idxmin()]
+        cold = m[m.workload == "cold_slice"]
+        one_get = cold[cold.policy == "one GET of the same size"].wall_s.iloc[0]
+        slices = cold[cold.policy != "one GET of the same size"]
+        best_slice = slices.loc[slices.wall_s.idxmin()]
+        scan = m[m.workload == "paced_scan"]
+        best_scan = scan.loc[scan.stall_s.idxmin()]
+        naive_scan = scan[scan.policy == "sequential/none/none"].stall_s.iloc[0]
+        per_ttfb[str(int(ttfb))] = {
+            "whole_read": {
+                "naive_s": naive,
+                "best_same_layout": {"policy": best_same.policy, "s": best_same.wall_s, "speedup": naive / best_same.wall_s},
+                "best_overall": {
+                    "policy": best_any.policy,
+                    "layout": f"{best_any.layout}@{int(best_any.segment_bytes)}",
+                    "s": best_any.wall_s,
+                    "speedup": naive / best_any.wall_s,
+                },
+            },
+            "cold_slice": {
+                "one_get_s": one_get,
+                "best_policy": best_slice.policy,
+                "best_layout": best_slice.layout,
+                "best_s": best_slice.wall_s,
+                "ratio_to_one_get": best_slice.wall_s / one_get,
+            },
+            "paced_scan": {
+                "naive_stall_s": naive_scan,
+                "best_policy": best_scan.policy,
+                "best_stall_s": best_scan.stall_s,
+                "best_stall_in_ttfbs": best_scan.stall_s / (ttfb / 1000) if ttfb else None,
+            },
+        }
+    at50 = per_ttfb.get("50")
+    targets = None
+    if at50:
+        targets = {
+            "whole_read_same_layout_speedup>=10": at50["whole_read"]["best_same_layout"]["speedup"] >= 10,
+            "whole_read_best_layout_speedup>=30": at50["whole_read"]["best_overall"]["speedup"] >= 30,
+            "cold_slice_ratio<=1.5": at50["cold_slice"]["ratio_to_one_get"] <= 1.5,
+            "paced_scan_stall<=2xTTFB": at50["paced_scan"]["best_stall_s"] <= 2 * 0.050,
+        }
+    return {
+        "suite": "fetch",
+        "quick": quick,
+        "scale": {
+            "seed_objects": scale.seed_objects,
+            "seed_mb": scale.seed_objects * SEED_LINES_PER_OBJECT * LINE_BYTES / 1e6,
+            "scan_mb": scale.scan_bytes / 1e6,
+            "segment_sizes": list(scale.segment_sizes),
+            "repeats": repeats,
+        },
+        "server_floor_ms": floor,
+        "by_ttfb_ms": per_ttfb,
+        "targets_at_50ms": targets,
+    }
+

@@ -1,0 +1,97 @@
+"""Human-readable reports of benchmark results: a Markdown page and its plots.
+
+Numbers in the page come from the results frame and summary the suite wrote, never from
+this module, so the words and the data cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _label(row) -> str:
+    size = int(row.segment_bytes)
+    size_text = f"{size / 1e6:g} MB" if size >= 1_000_000 else f"{size / 1e3:g} KB"
+    return f"{row.policy} · {row.layout} {size_text}"
+
+
+def _medians(rows) -> pd.DataFrame:
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    keys = ["ttfb_ms", "workload", "policy", "layout", "segment_bytes"]
+    return frame.groupby(keys, as_index=False).median(numeric_only=True)
+
+
+def plot_fetch(med: pd.DataFrame, out: Path) -> list[Path]:
+    paths = []
+    fig, ax = plt.subplots(figsize=(9, 5))
+    whole = med[med.workload == "whole_read"]
+    for label, group in whole.assign(label=whole.apply(_label, axis=1)).groupby("label"):
+        ax.plot(group.ttfb_ms, group.wall_s, marker="o", label=label)
+    ax.set(xlabel="time to first byte (ms)", ylabel="whole read, median seconds (log)", yscale="log",
+           title="Reading a whole context: policy and layout")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "whole_read.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    for workload, column, title in [
+        ("paced_scan", "stall_s", "Paced scan (64 KB chunks, 50 ms thinking): total stall on storage"),
+        ("cold_slice", "wall_s", "Cold 1 MB slice over 10 segments vs one GET of 1 MB"),
+    ]:
+        part = med[med.workload == workload]
+        table = part.pivot_table(index="policy", columns="ttfb_ms", values=column)
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        table.plot.bar(ax=ax, rot=20)
+        ax.set(ylabel=f"median {column.replace('_s', '')} (s)", title=title)
+        ax.legend(title="TTFB ms")
+        fig.tight_layout()
+        paths.append(out / f"{workload}.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def write_fetch_report(out: Path, rows, summary: dict) -> Path:
+    med = _medians(rows)
+    plots = plot_fetch(med, out)
+    floor = summary["server_floor_ms"]
+    lines = [
+        "# rlmlab bench fetch",
+        "",
+        f"Server floor (one small GET, nothing injected): median {floor['median_ms']:.2f} ms, p90 {floor['p90_ms']:.2f} ms.",
+        f"Scale: {json.dumps(summary['scale'])}" + (" — **quick mode**: fewer segments of the same sizes." if summary["quick"] else ""),
+        "",
+    ]
+    for ttfb, s in summary["by_ttfb_ms"].items():
+        w, c, p = s["whole_read"], s["cold_slice"], s["paced_scan"]
+        lines += [
+            f"## TTFB {ttfb} ms",
+            "",
+            f"- Whole read: naive sequential {w['naive_s']:.2f} s; best on the seed layout "
+            f"`{w['best_same_layout']['policy']}` {w['best_same_layout']['s']:.2f} s "
+            f"(**{w['best_same_layout']['speedup']:.1f}×**); best overall `{w['best_overall']['policy']}` on "
+            f"{w['best_overall']['layout']} {w['best_overall']['s']:.2f} s (**{w['best_overall']['speedup']:.1f}×**).",
+            f"- Cold 1 MB slice over 10 segments: `{c['best_policy']}` ({c['best_layout']}) {c['best_s'] * 1000:.0f} ms vs one GET "
+            f"{c['one_get_s'] * 1000:.0f} ms (**{c['ratio_to_one_get']:.2f}×**).",
+            f"- Paced scan: naive stalls {p['naive_stall_s']:.2f} s; `{p['best_policy']}` stalls {p['best_stall_s'] * 1000:.0f} ms"
+            + (f" ({p['best_stall_in_ttfbs']:.1f} × TTFB)." if p["best_stall_in_ttfbs"] is not None else "."),
+            "",
+        ]
+    if summary.get("targets_at_50ms"):
+        lines += ["## Targets at 50 ms TTFB", ""]
+        lines += [f"- {name}: {'met' if ok else '**not met**'}" for name, ok in summary["targets_at_50ms"].items()]
+        lines.append("")
+    lines += ["## Medians", "", "```", med.to_string(index=False, float_format=lambda v: f"{v:.4f}"), "```", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in plots]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
