@@ -48,3 +48,46 @@ class RetriesExhausted(StoreError):
 
 class ManifestError(RlmlabError):
     """A manifest is missing, malformed, or names something that is not there."""
+
+
+class LLMError(RlmlabError):
+    """A language-model call failed for good (not retryable, or out of retries)."""
+
+    def __init__(self, message: str, *, model: str | None = None, status: int | None = None):
+        self.model = model
+        self.status = status
+        super().__init__(message if model is None else f"{message} [model={model!r}]")
+
+
+class MissingCredentials(RlmlabError):
+    """No API key or base URL for a provider: the message says exactly what to set."""
+
+
+class SandboxUnavailable(RlmlabError):
+    """The isolated REPL cannot start its sandbox (bubblewrap missing or refused)."""
+
+
+class RunStopped(RlmlabError):
+    """An RLM run hit a limit; `partial_answer` holds the best answer it had by then."""
+
+    def __init__(self, message: str, *, partial_answer: str | None = None):
+        self.partial_answer = partial_answer
+        super().__init__(message)
+
+
+class BudgetExceeded(RunStopped):
+    """The run's dollar budget (root, sub-calls and children together) is spent."""
+
+    def __init__(self, message: str, *, spent_usd: float, budget_usd: float, partial_answer: str | None = None):
+        self.spent_usd = spent_usd
+        self.budget_usd = budget_usd
+        super().__init__(message, partial_answer=partial_answer)
+
+
+class RunTimedOut(RunStopped):
+    """The run's wall-clock limit passed."""
+
+    def __init__(self, message: str, *, elapsed_s: float, timeout_s: float, partial_answer: str | None = None):
+        self.elapsed_s = elapsed_s
+        self.timeout_s = timeout_s
+        super().__init__(message, partial_answer=partial_answer)
