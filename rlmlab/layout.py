@@ -330,14 +330,16 @@ def _index_monocontext(store: Store, raw: bytes, listing: list, where: str, work
 
 def _cached_index(store: Store, listing_sha: str) -> Manifest | None:
     """The cached index, if it was built from this very listing and every object kept its size."""
-    try:
-        cached = Manifest.from_json(_retrying(lambda: store.get(MONOCONTEXT_CACHE_KEY), MONOCONTEXT_CACHE_KEY))
-    except (ObjectNotFound, KeyError, TypeError, ValueError):
-        return None
+    with ThreadPoolExecutor(max_workers=2) as pool:  # one round trip, not two
+        listing = pool.submit(store.list)
+        try:
+            cached = Manifest.from_json(_retrying(lambda: store.get(MONOCONTEXT_CACHE_KEY), MONOCONTEXT_CACHE_KEY))
+        except (ObjectNotFound, KeyError, TypeError, ValueError):
+            return None
+        current = listing.result()
     if cached.extra.get("source_manifest_sha256") != listing_sha:
         return None
     sizes = cached.extra.get("source_sizes", {})
-    current = store.list()
     if any(current.get(key) != size for key, size in sizes.items()):
         return None
     return cached

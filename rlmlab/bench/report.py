@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import pandas as pd
+from matplotlib.figure import Figure  # figures without pyplot: no backend, no global state
 
 
 def _label(row) -> str:
@@ -30,7 +27,8 @@ def _medians(rows) -> pd.DataFrame:
 
 def plot_fetch(med: pd.DataFrame, out: Path) -> list[Path]:
     paths = []
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig = Figure(figsize=(9, 5))
+    ax = fig.subplots()
     whole = med[med.workload == "whole_read"]
     for label, group in whole.assign(label=whole.apply(_label, axis=1)).groupby("label"):
         ax.plot(group.ttfb_ms, group.wall_s, marker="o", label=label)
@@ -40,7 +38,6 @@ def plot_fetch(med: pd.DataFrame, out: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(out / "whole_read.png")
     fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
 
     for workload, column, title in [
         ("paced_scan", "stall_s", "Paced scan (64 KB chunks, 50 ms thinking): total stall on storage"),
@@ -48,14 +45,14 @@ def plot_fetch(med: pd.DataFrame, out: Path) -> list[Path]:
     ]:
         part = med[med.workload == workload]
         table = part.pivot_table(index="policy", columns="ttfb_ms", values=column)
-        fig, ax = plt.subplots(figsize=(9, 4.5))
+        fig = Figure(figsize=(9, 4.5))
+        ax = fig.subplots()
         table.plot.bar(ax=ax, rot=20)
         ax.set(ylabel=f"median {column.replace('_s', '')} (s)", title=title)
         ax.legend(title="TTFB ms")
         fig.tight_layout()
         paths.append(out / f"{workload}.png")
         fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
     return paths
 
 
