@@ -1,0 +1,21 @@
+"""The engine benchmark runs both engines end to end (figures are the benchmark's business, not asserted)."""
+
+import argparse
+import json
+
+import pytest
+
+from rlmlab.bench import engine
+
+
+@pytest.mark.slow
+def test_engine_suite_runs_both_engines_and_writes_a_summary(tmp_path):
+    args = argparse.Namespace(quick=True, out=str(tmp_path), repeats=1, iterations=3)
+    summary = engine.run(args)
+    written = json.loads((tmp_path / "engine" / "summary.json").read_text())
+    assert written["batched"]["floor_s"] == pytest.approx(0.8)
+    assert summary["batched"]["rlmlab_max_in_flight"] == 16
+    for key in ("rlmlab_median_s", "reference_median_s"):
+        assert summary["batched"][key] >= 0.8  # nobody beats four waves of 200 ms
+    assert summary["overhead"]["iterations"] == 3
+    assert (tmp_path / "engine" / "results.parquet").exists()
