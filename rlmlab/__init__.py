@@ -24,14 +24,19 @@ _EXPORTS = {
     "Result": "rlmlab.rlm.engine",
 }
 
-__all__ = sorted(_EXPORTS)
+# Subpackages reachable as attributes; `rlmlab.replay(cassette, uri)` calls the replay package.
+_SUBPACKAGES = {"replay", "sim", "plots", "transcripts", "policies", "trace"}
+
+__all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"rlmlab.{name}")
     raise AttributeError(f"module 'rlmlab' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *__all__])

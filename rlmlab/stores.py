@@ -14,6 +14,8 @@ Transient errors carry a `kind`: "server_error" (5xx), "slow_down" (503 SlowDown
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import ipaddress
 import os
@@ -299,6 +301,32 @@ class _PrefixedKeys:
 # --------------------------------------------------------------------------- s3:// with boto3
 
 
+@functools.lru_cache(maxsize=16)
+def _boto3_client(endpoint_url, region_name, max_pool_connections, connect_timeout, read_timeout, credentials):
+    """One boto3 client per configuration, shared by every store in the process.
+
+    Creating a client costs about 50 ms of CPU (botocore loads the S3 service model),
+    as much as a GET; clients are thread-safe, so every `open_context` reuses one.
+    Credentials from the default chain are resolved when the client is first made.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        max_pool_connections=max_pool_connections,
+        retries={"total_max_attempts": 1},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    keys = {}
+    if credentials:
+        keys = dict(zip(("aws_access_key_id", "aws_secret_access_key", "aws_session_token"), credentials))
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config, **keys)
+
+
 class S3Store(Store):
     """An S3 (or R2, or embedded moto) prefix through boto3.
 
@@ -318,35 +346,20 @@ class S3Store(Store):
         read_timeout: float = 60,
         region_name: str | None = None,
     ):
-        import boto3
-        from botocore.config import Config
-
         if not bucket:
             raise ValueError("S3Store needs a bucket name")
         self.bucket = bucket
         self._keys = _PrefixedKeys(prefix)
         self.endpoint_url = _resolve_endpoint(endpoint_url)
         self.uri = f"s3://{bucket}/{self._keys.prefix}".rstrip("/")
-        config = Config(
-            max_pool_connections=max(10, max_connections),
-            retries={"total_max_attempts": 1},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            s3={"addressing_style": "path"} if self.endpoint_url else None,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
         creds = _loopback_credentials(self.endpoint_url)
-        self._client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=region_name or _region(self.endpoint_url),
-            config=config,
-            **(
-                {"aws_access_key_id": creds["key"], "aws_secret_access_key": creds["secret"], "aws_session_token": creds["token"]}
-                if creds
-                else {}
-            ),
+        self._client = _boto3_client(
+            self.endpoint_url,
+            region_name or _region(self.endpoint_url),
+            max(10, max_connections),
+            connect_timeout,
+            read_timeout,
+            (creds["key"], creds["secret"], creds["token"]) if creds else None,
         )
 
     def get(self, key, start=None, stop=None):
