@@ -13,6 +13,9 @@ import sys
 COMMAND_MODULES = [
     "rlmlab.sim",
     "rlmlab.bench.commands",
+    "rlmlab.transcripts.commands",
+    "rlmlab.rlm.commands",
+    "rlmlab.replay.commands",
 ]
 
 
