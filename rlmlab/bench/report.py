@@ -92,3 +92,43 @@ def write_fetch_report(out: Path, rows, summary: dict) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
 
+
+
+def _flatten(value, prefix: str = ""):
+    """(dotted.key, scalar) pairs of a nested summary, lists of scalars joined."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _flatten(inner, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        for i, inner in enumerate(value):
+            yield from _flatten(inner, f"{prefix}[{i}]")
+    else:
+        yield prefix, value
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def write_index(out: str | Path, summaries: dict[str, dict]) -> Path:
+    """`REPORT.md` over every suite that ran: each summary's numbers, and links to its files."""
+    out = Path(out)
+    lines = ["# rlmlab benchmark report", ""]
+    for name, summary in summaries.items():
+        machine = summary.get("machine", {})
+        lines += [f"## {name}", ""]
+        if machine:
+            lines.append(f"Run {machine.get('when', '?')} on {machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}.")
+        links = [f"[{p.name}]({name}/{p.name})" for p in sorted((out / name).glob("*")) if p.suffix in {".md", ".png", ".csv", ".json"}]
+        if links:
+            lines.append("Files: " + ", ".join(links))
+        lines += ["", "| measure | value |", "|---|---|"]
+        lines += [f"| {key} | {_cell(value)} |" for key, value in _flatten({k: v for k, v in summary.items() if k != "machine"})]
+        lines.append("")
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
