@@ -29,19 +29,9 @@ from .policies.fetch import FetchPolicy, RangeRequest
 from .policies.prefetch import PrefetchPolicy
 from .retry import RetryPolicy
 from .stores import Store
-from .trace import GetEvent, Trace
+from .trace import GETS, MISSES, STALL, GetEvent, Trace
 
 _perf = time.perf_counter
-
-
-# What one Context operation cost, as a plain list (the cheapest thing to allocate on the
-# warm path): the Context counts segments and bytes, the reader adds misses, GETs and
-# stall time, and only when something was missing.
-SEGMENTS, NBYTES, MISSES, GETS, STALL = range(5)
-
-
-def new_stats() -> list:
-    return [0, 0, 0, 0, 0.0]
 
 
 class SegmentReader:
@@ -94,7 +84,11 @@ class SegmentReader:
     # -- demand reads -------------------------------------------------------------
 
     def texts(self, first: int, stop: int, stats: list | None) -> list[str]:
-        """The text of segments [first, stop), fetching what is missing; blocks until all are here."""
+        """The text of segments [first, stop), fetching what is missing; blocks until all are here.
+
+        `stats` (a `trace.new_stats()` list, or None when not tracing) gets the misses,
+        GETs and stall time of this call.
+        """
         get, segments = self.cache.get, self.segments
         out = [get(segments[i]) for i in range(first, stop)]
         if None in out:
@@ -104,6 +98,30 @@ class SegmentReader:
         if self._prefetching:
             self._hint(first, stop - 1)
         return out
+
+    def cached_text(self, i: int) -> str | None:
+        """Segment i's text if the cache holds it, else None (then call `fetch_text`).
+
+        The warm path of a slice inside one segment: no list, and nothing for the caller
+        to count (no miss, no GET, no stall).
+        """
+        text = self.cache.get(self.segments[i])
+        if text is not None:
+            if self._prefetched:
+                self._count_prefetch_hits(i, i + 1)
+            if self._prefetching:
+                self._hint(i, i)
+        return text
+
+    def fetch_text(self, i: int, stats: list | None) -> str:
+        """Segment i's text after `cached_text(i)` returned None; adds to `stats` like `texts`."""
+        out = [None]
+        self._fill(out, i, stats)
+        if self._prefetched:
+            self._count_prefetch_hits(i, i + 1)
+        if self._prefetching:
+            self._hint(i, i)
+        return out[0]
 
     def _fill(self, out: list, first: int, stats: list | None) -> None:
         """The slow path of `texts`: staged prefetches, then fetches and in-flight waits."""

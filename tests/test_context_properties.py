@@ -26,11 +26,11 @@ layouts = st.sampled_from(["segments", "single"])
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def build(text: str, segment_bytes: int, layout: str) -> Context:
+def build(text: str, segment_bytes: int, layout: str, traced: bool = True) -> Context:
     store = MemoryStore(f"prop-{uuid.uuid4().hex}")
     manifest = write_context(text, store, layout=layout, segment_bytes=segment_bytes, progress=False)
     fetch = "coalesced" if layout == "single" else "sequential"
-    return Context.from_manifest(store, manifest, fetch=fetch, workers=2, prefetch="none")
+    return Context.from_manifest(store, manifest, fetch=fetch, workers=2, prefetch="none", trace=traced)
 
 
 def positions(n: int):
@@ -49,9 +49,9 @@ def substrings(text: str):
 
 
 @PROPERTY
-@given(text=texts, segment_bytes=segment_sizes, layout=layouts, data=st.data())
-def test_indexing_and_slicing(text, segment_bytes, layout, data):
-    with build(text, segment_bytes, layout) as ctx:
+@given(text=texts, segment_bytes=segment_sizes, layout=layouts, traced=st.booleans(), data=st.data())
+def test_indexing_and_slicing(text, segment_bytes, layout, traced, data):
+    with build(text, segment_bytes, layout, traced) as ctx:  # slicing has a traced and an untraced path
         n = len(text)
         assert len(ctx) == n
         for _ in range(8):
