@@ -6,14 +6,15 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.rlmlab-installed
 
-.PHONY: env run test sysdeps clean
+.PHONY: env run test sysdeps lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[dev]'
 	touch $(STAMP)
 
 env: $(STAMP)
@@ -29,6 +30,11 @@ sysdeps:
 
 test: env sysdeps
 	$(PY) -m pytest -n 2 -q
+
+# Re-pin constraints.txt to what the environment holds now (after changing dependencies).
+lock: env
+	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^rlmlab'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis
