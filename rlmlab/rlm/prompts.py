@@ -68,8 +68,20 @@ def describe(context) -> str:
     return f"a {kind} of {length:,} {unit}; it begins: {_preview(head)}"
 
 
+STR_LIKE_NOTE = (
+    "; it behaves like a str (slicing, find, count, split, `in`), but the `re` module needs a real str: "
+    "use context.search(p), context.findall(p), context.finditer(p), or re on a slice such as context[a:b]"
+)
+
+
 def context_kind(context) -> str:
-    return f"a {type(context).__name__} of length {len(context):,}" if hasattr(context, "__len__") else type(context).__name__
+    if not hasattr(context, "__len__"):
+        return type(context).__name__
+    kind = f"a {type(context).__name__} of length {len(context):,}"
+    # a remote Context is str-like without being a str, and model code reaches for re.findall(p, context)
+    if not isinstance(context, str) and callable(getattr(context, "findall", None)):
+        kind += STR_LIKE_NOTE
+    return kind
 
 
 def _preview(value) -> str:
