@@ -5,7 +5,8 @@ policies above it). Errors are translated to the typed errors of `rlmlab.errors`
 layer above can tell a retryable fault (`TransientStoreError`) from a final one.
 
 `open_store(uri)` picks the implementation from the URI scheme: `mem://NAME`,
-`file:///DIR`, `s3://BUCKET/PREFIX` (boto3 by default, `client="obstore"` as an option).
+`file:///DIR`, `s3://BUCKET/PREFIX` (boto3 by default, `client="obstore"` as an option),
+`modal://VOLUME/PREFIX` (a Modal Volume, `stores_modal.py`, with the optional `modal` extra).
 
 Transient errors carry a `kind`: "server_error" (5xx), "slow_down" (503 SlowDown),
 "reset" (connection dropped mid-response), "timeout", "connection" (could not connect) and
@@ -699,7 +700,8 @@ CLIENTS = ("boto3", "obstore")
 
 
 def parse_store_uri(uri: str) -> StoreURI:
-    """Parse `mem://NAME`, `file:///DIR` or `s3://BUCKET/PREFIX`; ValueError names a bad URI."""
+    """Parse `mem://NAME`, `file:///DIR`, `s3://BUCKET/PREFIX` or `modal://VOLUME/PREFIX`;
+    ValueError names a bad URI."""
     if not isinstance(uri, str):
         raise TypeError(f"store URI must be a str, got {type(uri).__name__}")
     parsed = urlparse(uri)
@@ -714,7 +716,11 @@ def parse_store_uri(uri: str) -> StoreURI:
         if not parsed.netloc:
             raise ValueError(f"bad S3 URI {uri!r}: use s3://BUCKET/PREFIX")
         return StoreURI("s3", parsed.netloc, parsed.path.strip("/"))
-    raise ValueError(f"unsupported store URI {uri!r}: use mem://NAME, file:///DIR or s3://BUCKET/PREFIX")
+    if scheme == "modal":
+        if not parsed.netloc:
+            raise ValueError(f"bad Modal URI {uri!r}: use modal://VOLUME/PREFIX")
+        return StoreURI("modal", parsed.netloc, parsed.path.strip("/"))
+    raise ValueError(f"unsupported store URI {uri!r}: use mem://NAME, file:///DIR, s3://BUCKET/PREFIX or modal://VOLUME/PREFIX")
 
 
 def open_store(
@@ -727,12 +733,17 @@ def open_store(
 ) -> Store:
     """The store for a URI. For s3://, `client` picks boto3 or obstore; the endpoint comes
     from `endpoint_url` or AWS_ENDPOINT_URL (Cloudflare R2 and the embedded server alike).
-    `read_timeout` (seconds) bounds a stalled S3 response; it then fails as kind "timeout"."""
+    `read_timeout` (seconds) bounds a stalled S3 response; it then fails as kind "timeout".
+    The S3 options are ignored for modal://, which uses Modal's own configuration."""
     where = parse_store_uri(uri)
     if where.scheme == "mem":
         return MemoryStore(where.location)
     if where.scheme == "file":
         return FileStore(where.location)
+    if where.scheme == "modal":
+        from .stores_modal import ModalVolumeStore
+
+        return ModalVolumeStore(where.location, where.prefix)
     options = {"endpoint_url": endpoint_url, "max_connections": max_connections, "read_timeout": read_timeout}
     if client == "boto3":
         return S3Store(where.location, where.prefix, **options)
