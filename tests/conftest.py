@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from rlmlab.sim import S3Server
+from fake_modal import fake_modal  # noqa: F401  (a fixture: a fake Modal Volume)
 
 
 @pytest.fixture(scope="session")

@@ -251,7 +251,7 @@ def test_disk_cache_stays_within_cache_bytes_across_reopen(stored, tmp_path):
 
 def test_a_read_waits_for_the_prefetch_in_flight_instead_of_a_second_get(stored):
     store, manifest = stored()
-    seg0, seg1 = manifest.segments[0], manifest.segments[1]
+    seg1 = manifest.segments[1]
     gated = GatedStore(store, gated={seg1.key})
     with open_ctx(gated, manifest, cache="memory", prefetch="readahead", readahead_segments=1) as ctx:
         ctx[0]  # reads segment 0; readahead starts the GET of segment 1, held at the gate

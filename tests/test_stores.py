@@ -11,7 +11,7 @@ import pytest
 from rlmlab.errors import ObjectNotFound, PreconditionFailed, StoreError, TransientStoreError
 from rlmlab.stores import FileStore, MemoryStore, ObstoreStore, S3Store, open_store, parse_store_uri
 
-KINDS = ["mem", "file", "s3-boto3", "s3-obstore"]
+KINDS = ["mem", "file", "s3-boto3", "s3-obstore", "modal-fake"]
 
 
 @pytest.fixture(params=KINDS)
@@ -21,6 +21,9 @@ def store(request, tmp_path):
         return open_store(f"mem://stores-{uuid.uuid4().hex}")
     if kind == "file":
         return open_store(f"file://{tmp_path}/store")
+    if kind == "modal-fake":  # a fake Volume (tests/fake_modal.py): Modal is unreachable here
+        request.getfixturevalue("fake_modal")
+        return open_store("modal://team/ctx")
     server = request.getfixturevalue("s3_server")
     uri = request.getfixturevalue("s3_uri")
     client = kind.split("-")[1]

@@ -1,26 +1,15 @@
-"""modal://VOLUME/PREFIX: the store contract and one upload round trip, against a FAKE Volume.
-
-Modal is unreachable from here, so `FakeVolume` below stands in for `modal.Volume`. It is a
-fake, not Modal: it implements exactly the methods `ModalVolumeStore` calls, with the
-behaviour modal 1.6's `modal/volume.py` shows — `read_file` streams blocks and raises
-FileNotFoundError for a missing path, `batch_upload(force=False)` raises FileExistsError on an
-existing path and then writes none of the batch (one VolumePutFiles request), `listdir`
-returns `FileEntry`s with paths relative to the Volume root, `remove_file` raises
-FileNotFoundError, a missing Volume fails at hydration with NotFoundError. What it assumes and
-the docs do not say: the server's create-only check is atomic (the fake's lock), and listing
-a missing path raises NotFoundError.
+"""modal://VOLUME/PREFIX: what is particular to Modal (blocks, locks, its errors) and an upload
+round trip, against the FAKE Volume of `tests/fake_modal.py`. The store contract every store
+meets is tested in test_stores.py, where the Modal store takes part too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import sys
 import threading
 import time
-from pathlib import PurePosixPath
 
 import pytest
 
@@ -31,120 +20,16 @@ from rlmlab.stores_modal import LOCK_TTL_S, ModalVolumeStore
 from rlmlab.transcripts import Identity, Message, Session
 from rlmlab.transcripts.upload import session_index, upload_sessions
 
-try:  # the fake mirrors the installed client's exception and entry types
+try:
     import modal
     from modal import exception as mx
-    from modal._utils.name_utils import check_object_name
-    from modal.volume import FileEntry, FileEntryType
 except ImportError:
     modal = None
 
 
-class FakeVolume:
-    """FAKE `modal.Volume` (see the module docstring): files live in a dict shared by name."""
-
-    def __init__(self, backend: "FakeModal", name: str, create_if_missing: bool):
-        self.backend, self.name, self.create_if_missing = backend, name, create_if_missing
-
-    def _files(self) -> dict[str, bytes]:
-        self.backend.maybe_fail()
-        try:
-            return self.backend.volumes[self.name]
-        except KeyError:
-            raise mx.NotFoundError(f"Volume '{self.name}' not found in environment 'main'") from None
-
-    def hydrate(self):
-        if self.create_if_missing:
-            self.backend.volumes.setdefault(self.name, {})
-        self._files()
-        return self
-
-    def read_file(self, path: str):
-        files = self._files()
-        path = path.lstrip("/")
-        if path not in files:
-            raise FileNotFoundError(f"No such file: {path}")
-        data = files[path]
-        for i in range(0, len(data), self.backend.block_size):
-            self.backend.bytes_streamed += min(self.backend.block_size, len(data) - i)
-            yield data[i : i + self.backend.block_size]
-
-    @contextlib.contextmanager
-    def batch_upload(self, force: bool = False):
-        files = self._files()
-        batch = _FakeBatch()
-        yield batch
-        with self.backend.lock:  # the server's check-and-write, assumed atomic
-            uploads = {path: fp.getvalue() for fp, path in batch.files}
-            if not force and any(p in files for p in uploads):
-                raise FileExistsError(f"Files already exist: {sorted(p for p in uploads if p in files)}")
-            files.update(uploads)
-
-    def listdir(self, path: str, *, recursive: bool = False) -> list:
-        files = self._files()
-        path = path.strip("/")
-        if path in files:
-            return [FileEntry(path, FileEntryType.FILE, 0, len(files[path]))]
-        under = {p: d for p, d in files.items() if not path or p.startswith(path + "/")}
-        if path and not under:
-            raise mx.NotFoundError(f"No such file or directory: {path}")
-        entries = {}
-        for p, d in under.items():
-            rest = PurePosixPath(p).relative_to(path) if path else PurePosixPath(p)
-            for depth in range(1, len(rest.parts) + 1 if recursive else 2):
-                child = PurePosixPath(path, *rest.parts[:depth]).as_posix() if path else PurePosixPath(*rest.parts[:depth]).as_posix()
-                is_file = depth == len(rest.parts)
-                entries[child] = FileEntry(child, FileEntryType.FILE if is_file else FileEntryType.DIRECTORY, 0, len(d) if is_file else 0)
-        return list(entries.values())
-
-    def remove_file(self, path: str, recursive: bool = False) -> None:
-        files = self._files()
-        with self.backend.lock:
-            if files.pop(path.lstrip("/"), None) is None:
-                raise FileNotFoundError(f"No such file: {path}")
-
-
-class _FakeBatch:
-    def __init__(self):
-        self.files: list[tuple[io.BytesIO, str]] = []
-
-    def put_file(self, local_file, remote_path, mode=None):
-        remote_path = PurePosixPath(remote_path).as_posix()
-        if remote_path.endswith("/"):
-            raise ValueError(f"remote_path ({remote_path}) must refer to a file - cannot end with /")
-        self.files.append((local_file, remote_path.lstrip("/")))
-
-
-class FakeModal:
-    """The fake's 'server': volumes by name, a block size, and injectable faults."""
-
-    def __init__(self):
-        self.volumes: dict[str, dict[str, bytes]] = {}
-        self.lock = threading.Lock()
-        self.block_size = 8 * 1024 * 1024
-        self.bytes_streamed = 0
-        self.faults: list[Exception] = []
-        self.latency_s = 0.0  # per call, so racing threads interleave as they would over a network
-
-    def maybe_fail(self):
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        if self.faults:
-            raise self.faults.pop(0)
-
-    def from_name(self, name, *, environment_name=None, create_if_missing=False, **_):
-        check_object_name(name, "Volume")
-        return FakeVolume(self, name, create_if_missing)
-
-
 @pytest.fixture
-def fake(monkeypatch):
-    if modal is None:
-        pytest.skip("the modal client is not installed: pip install 'rlmlab[modal]'")
-    backend = FakeModal()
-    backend.volumes["team"] = {}
-    monkeypatch.setattr(modal.Volume, "from_name", backend.from_name)
-    return backend
+def fake(fake_modal):
+    return fake_modal
 
 
 @pytest.fixture
@@ -152,28 +37,14 @@ def store(fake):
     return open_store("modal://team/ctx")
 
 
-def test_round_trip_ranges_and_listing(store, fake):
+def test_ranges_across_stream_blocks(store, fake):
     fake.block_size = 100  # several blocks per object, so ranges cross block boundaries
     data = bytes(range(256)) * 4
     store.put("a/one.bin", data)
-    store.put("a/two.bin", b"xy")
-    store.put("b.bin", b"")
     assert fake.volumes["team"]["ctx/a/one.bin"] == data
-    assert store.get("a/one.bin") == data
     for start, stop in [(10, 20), (95, 205), (1000, None), (None, 5), (1020, 5000), (5000, 6000), (7, 7), (300, 301)]:
         assert store.get("a/one.bin", start, stop) == data[start:stop], (start, stop)
-    assert store.get("b.bin") == b""
-    assert store.list() == {"a/one.bin": 1024, "a/two.bin": 2, "b.bin": 0}
-    assert store.list("a/") == {"a/one.bin": 1024, "a/two.bin": 2}
-    assert store.list("a/t") == {"a/two.bin": 2}
-    assert store.list("zzz/") == {}
-    assert store.exists("a/two.bin") and not store.exists("a/three.bin") and not store.exists("a/one.bin/x")
-    assert not store.exists("a")  # a directory is not an object
-    store.put("a/two.bin", b"replaced")
-    assert store.get("a/two.bin") == b"replaced"
-    store.delete("a/two.bin")
-    store.delete("a/two.bin")  # deleting a missing object is fine
-    assert not store.exists("a/two.bin")
+    assert not store.exists("a") and not store.exists("a/one.bin/x")  # a directory is not an object
 
 
 def test_a_range_stops_streaming_at_its_end(store, fake):
@@ -184,30 +55,17 @@ def test_a_range_stops_streaming_at_its_end(store, fake):
     assert fake.bytes_streamed == 30  # three blocks of ten, not the whole object
 
 
-def test_missing_object_is_typed_and_named(store):
-    with pytest.raises(ObjectNotFound, match="nope.txt"):
-        store.get("nope.txt")
-    with pytest.raises(ObjectNotFound):
-        store.get("nope.txt", 3, 3)
+def test_keys_outside_the_prefix_and_lock_keys_are_refused(store):
     with pytest.raises(ValueError, match="invalid key"):
         store.get("../escape")
     with pytest.raises(ValueError, match="invalid key"):
         store.put(".rlmlab/locks/x", b"")
 
 
-def test_conditional_puts_and_compare_and_swap(store, fake):
-    store.put("m.json", b"v1", if_none_match=True)
-    with pytest.raises(PreconditionFailed, match="m.json"):
-        store.put("m.json", b"v2", if_none_match=True)
-    assert store.get("m.json") == b"v1"
-
-    data, etag = store.get_with_etag("m.json")
-    assert data == b"v1"
-    new_etag = store.put_if_match("m.json", b"v2", etag)
-    assert new_etag != etag
-    with pytest.raises(PreconditionFailed):
-        store.put_if_match("m.json", b"v3", etag)  # stale: someone wrote v2 meanwhile
-    assert store.get("m.json") == b"v2"
+def test_compare_and_swap_leaves_no_lock_behind(store, fake):
+    store.put("m.json", b"v1")
+    _, etag = store.get_with_etag("m.json")
+    store.put_if_match("m.json", b"v2", etag)
     with pytest.raises(PreconditionFailed, match="no longer exists"):
         store.put_if_match("gone.json", b"x", etag)
     assert store.list() == {"m.json": 2}  # locks were released and are never listed
