@@ -10,18 +10,20 @@ import json
 
 from rlmlab.bench.fetch import QUICK, summarise
 from rlmlab.bench.report import write_fetch_report, write_index
+from rlmlab.storage_pricing import STORAGE_PRICES, storage_costs
 
 
 def _rows(ttfb: float, naive_whole: float, parallel_whole: float, best_whole: float) -> list[dict]:
     base = {"ttfb_ms": ttfb, "gets": 1, "bytes_fetched": 1}
     rows = []
     for repeat, jitter in enumerate([1.0, 1.1, 0.9]):  # medians must ignore the jitter
-        def row(workload, policy, layout, size, wall, stall=None):
+        def row(workload, policy, layout, size, wall, stall=None, requests=1):
             return {**base, "repeat": repeat, "workload": workload, "policy": policy, "layout": layout,
-                    "segment_bytes": size, "wall_s": wall * jitter, "stall_s": (wall if stall is None else stall) * jitter}
+                    "segment_bytes": size, "wall_s": wall * jitter, "stall_s": (wall if stall is None else stall) * jitter,
+                    "requests": requests, **storage_costs(gets=requests, bytes_out=10_000_000)}
         rows += [
-            row("whole_read", "sequential/none/none", "monocontext", 100_000, naive_whole),
-            row("whole_read", "parallel/memory/none", "monocontext", 100_000, parallel_whole),
+            row("whole_read", "sequential/none/none", "monocontext", 100_000, naive_whole, requests=101),
+            row("whole_read", "parallel/memory/none", "monocontext", 100_000, parallel_whole, requests=101),
             row("whole_read", "parallel/memory/none", "segments", 1_000_000, best_whole),
             row("whole_read", "s3fs (default readahead)", "single", 10_000_000, best_whole / 2),
             row("cold_slice", "one GET of the same size", "object", 1_000_000, 0.05),
@@ -43,6 +45,10 @@ def test_summary_ratios_and_targets(tmp_path):
     assert at50["whole_read"]["s3fs_speedup"] == 100.0
     assert abs(at50["cold_slice"]["ratio_to_one_get"] - 1.2) < 1e-9
     assert at50["paced_scan"]["best_stall_s"] == 0.06
+    usd = at50["whole_read"]["usd_per_1000_reads"]
+    s3 = STORAGE_PRICES["s3-in-region"]
+    assert usd["naive"]["s3-in-region"] == 1000 * s3.cost(gets=101) and usd["best_overall"]["s3-in-region"] == 1000 * s3.cost(gets=1)
+    assert usd["naive"]["s3-internet"] > usd["naive"]["s3-in-region"]  # egress on top of requests
     assert summary["targets_at_50ms"] == {
         "whole_read_same_layout_speedup>=10": True,
         "whole_read_best_layout_speedup>=30": True,
@@ -60,7 +66,8 @@ def test_report_states_the_numbers_of_the_summary(tmp_path):
     summary = summarise(rows, {"median_ms": 1.5, "p90_ms": 3.0}, [50.0], QUICK, 3, quick=True)
     report = write_fetch_report(tmp_path, rows, summary).read_text()
     assert "**20.0×**" in report and "**50.0×**" in report and "quick mode" in report
-    for plot in ("whole_read.png", "paced_scan.png", "cold_slice.png"):
+    assert "Cost of 1,000 whole reads" in report
+    for plot in ("whole_read.png", "whole_read_cost.png", "paced_scan.png", "cold_slice.png"):
         assert (tmp_path / plot).stat().st_size > 0
     (tmp_path / "fetch").mkdir()
     index = write_index(tmp_path, {"fetch": summary}).read_text()

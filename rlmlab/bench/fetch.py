@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ..context import open_context
 from ..layout import write_context, write_monocontext
 from ..sim import S3Server
+from ..storage_pricing import STORAGE_PRICES, storage_costs
 from ..stores import open_store
 from .common import suite_dir, write_results
 from .report import write_fetch_report
@@ -90,7 +91,11 @@ def run(args) -> dict:
             server.configure(ttfb_ms=ttfb)
             for repeat in range(repeats):
                 for cell in cells:
-                    rows.append({"ttfb_ms": ttfb, "repeat": repeat, **cell()})
+                    before = server.counts["object_reads"]
+                    row = cell()
+                    requests = server.counts["object_reads"] - before  # as billed: every client, HEADs included
+                    costs = storage_costs(gets=requests, bytes_out=row["bytes_fetched"])
+                    rows.append({"ttfb_ms": ttfb, "repeat": repeat, **row, "requests": requests, **costs})
                     progress.update()
         progress.close()
         server.configure(ttfb_ms=0)
@@ -158,7 +163,7 @@ class _Bench:
             data = f.read()
         wall = time.perf_counter() - t0
         assert len(data) == self.seed_chars
-        return _row("whole_read", "s3fs (default readahead)", "single", len(data), wall, {})
+        return _row("whole_read", "s3fs (default readahead)", "single", len(data), wall, {"bytes_fetched": len(data)})
 
     def cold_slice(self, name: str, layout: str, **policy) -> dict:
         start = self.rng.randrange(0, self.slice_chars - COLD_SLICE)
@@ -177,7 +182,7 @@ class _Bench:
         data = self.store.get("one-get-1mb.bin")
         wall = time.perf_counter() - t0
         assert len(data) == COLD_SLICE
-        return _row("cold_slice", "one GET of the same size", "object", COLD_SLICE, wall, {"gets": 1})
+        return _row("cold_slice", "one GET of the same size", "object", COLD_SLICE, wall, {"gets": 1, "bytes_fetched": len(data)})
 
     def paced_scan(self, name: str, layout: str, **policy) -> dict:
         stall = 0.0
@@ -208,7 +213,7 @@ class _Bench:
                     break
                 time.sleep(THINK_S)
         wall = time.perf_counter() - t0
-        return _row("paced_scan", "s3fs (default readahead)", "single", self.scan_chars, wall, {}, stall_s=stall)
+        return _row("paced_scan", "s3fs (default readahead)", "single", self.scan_chars, wall, {"bytes_fetched": f.size}, stall_s=stall)
 
 
 def _cells(bench: _Bench, scale: Scale) -> list:
@@ -268,7 +273,8 @@ def summarise(rows: list[dict], floor: dict, ttfbs: list[float], scale: Scale, r
     for ttfb in ttfbs:
         m = med[med.ttfb_ms == ttfb]
         whole = m[m.workload == "whole_read"]
-        naive = whole[whole.policy == "sequential/none/none"].wall_s.iloc[0]
+        naive_row = whole[whole.policy == "sequential/none/none"].iloc[0]
+        naive = naive_row.wall_s
         ours = whole[~whole.policy.str.startswith("s3fs")]
         same_layout = ours[(ours.layout == "monocontext") & (ours.policy != "sequential/none/none")]
         best_same = same_layout.loc[same_layout.wall_s.idxmin()]
@@ -294,6 +300,10 @@ def summarise(rows: list[dict], floor: dict, ttfbs: list[float], scale: Scale, r
                 # s3fs hands back raw bytes of one object: no sha256 check, no decoding to str
                 "s3fs_single_object_s": s3fs_whole,
                 "s3fs_speedup": naive / s3fs_whole,
+                "usd_per_1000_reads": {
+                    name: {store: 1000 * row[f"cost_usd_{store}"] for store in STORAGE_PRICES}
+                    for name, row in {"naive": naive_row, "best_same_layout": best_same, "best_overall": best_any}.items()
+                },
             },
             "cold_slice": {
                 "one_get_s": one_get,

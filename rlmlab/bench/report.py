@@ -13,6 +13,14 @@ import pandas as pd
 from matplotlib.figure import Figure  # figures without pyplot: no backend, no global state
 
 
+def _colors():
+    from itertools import cycle
+
+    from matplotlib import rcParams
+
+    return cycle(rcParams["axes.prop_cycle"].by_key()["color"])
+
+
 def _label(row) -> str:
     size = int(row.segment_bytes)
     size_text = f"{size / 1e6:g} MB" if size >= 1_000_000 else f"{size / 1e3:g} KB"
@@ -39,6 +47,23 @@ def plot_fetch(med: pd.DataFrame, out: Path) -> list[Path]:
     paths.append(out / "whole_read.png")
     fig.savefig(paths[-1], dpi=110)
 
+    if "cost_usd_s3-in-region" in whole:
+        fig = Figure(figsize=(10, 5))
+        ax = fig.subplots()
+        markers = dict(zip(sorted(whole.ttfb_ms.unique()), "os^Dv"))
+        labelled = whole.assign(label=whole.apply(_label, axis=1))
+        for (label, group), color in zip(labelled.groupby("label"), _colors()):
+            for i, (_, row) in enumerate(group.iterrows()):
+                ax.scatter(row.wall_s, 1000 * row["cost_usd_s3-in-region"], color=color, marker=markers[row.ttfb_ms],
+                           label=None if i else label)
+        ax.set(xscale="log", yscale="log", xlabel="whole read, median seconds (log); marker: " +
+               ", ".join(f"{m} {t:g} ms" for t, m in markers.items()),
+               ylabel="USD per 1,000 whole reads\n(S3 requests, in-region; log)", title="Time and request cost of a whole read")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+        paths.append(out / "whole_read_cost.png")
+        fig.savefig(paths[-1], dpi=110)
+
     for workload, column, title in [
         ("paced_scan", "stall_s", "Paced scan (64 KB chunks, 50 ms thinking): total stall on storage"),
         ("cold_slice", "wall_s", "Cold 1 MB slice over 10 segments vs one GET of 1 MB"),
@@ -54,6 +79,12 @@ def plot_fetch(med: pd.DataFrame, out: Path) -> list[Path]:
         paths.append(out / f"{workload}.png")
         fig.savefig(paths[-1], dpi=110)
     return paths
+
+
+def _cost_line(usd: dict) -> str:
+    stores = list(usd["naive"])
+    per = lambda name: " / ".join(f"${usd[name][store]:.4g}" for store in stores)  # noqa: E731
+    return f"- Cost of 1,000 whole reads ({' / '.join(stores)}): naive {per('naive')}; rlmlab's best {per('best_overall')}."
 
 
 def write_fetch_report(out: Path, rows, summary: dict) -> Path:
@@ -78,6 +109,7 @@ def write_fetch_report(out: Path, rows, summary: dict) -> Path:
             f"{w['best_overall']['layout']} {w['best_overall']['s']:.2f} s (**{w['best_overall']['speedup']:.1f}×**); "
             f"s3fs reading the single object as raw bytes (no checksum, no decoding) {w['s3fs_single_object_s']:.2f} s "
             f"({w['s3fs_speedup']:.1f}×).",
+            *([_cost_line(w["usd_per_1000_reads"])] if "usd_per_1000_reads" in w else []),
             f"- Cold 1 MB slice over 10 segments: `{c['best_policy']}` ({c['best_layout']}) {c['best_s'] * 1000:.0f} ms vs one GET "
             f"{c['one_get_s'] * 1000:.0f} ms (**{c['ratio_to_one_get']:.2f}×**).",
             f"- Paced scan: naive stalls {p['naive_stall_s']:.2f} s; `{p['best_policy']}` stalls {p['best_stall_s'] * 1000:.0f} ms"
