@@ -11,8 +11,7 @@ import os
 import anthropic
 
 from ..errors import MissingCredentials
-from .base import Completion, LLMClient, Messages, Usage, estimate_tokens, messages_text
-from .openai import _retry_after
+from .base import Completion, LLMClient, Messages, Usage, estimated_usage, sdk_retry_decision
 
 DEFAULT_MAX_OUTPUT_TOKENS = 8192  # the Messages API requires a cap
 
@@ -59,8 +58,7 @@ class AnthropicClient(LLMClient):
         text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
         usage = response.usage
         if usage is None:
-            estimated = Usage(estimate_tokens(messages_text(messages)), estimate_tokens(text), 0, estimated=True)
-            return Completion(text, response.model or self.model, estimated)
+            return Completion(text, response.model or self.model, estimated_usage(messages, text))
         read = usage.cache_read_input_tokens or 0
         written = usage.cache_creation_input_tokens or 0
         return Completion(
@@ -68,12 +66,7 @@ class AnthropicClient(LLMClient):
         )
 
     def _classify(self, error: Exception) -> tuple[bool, int | None, float | None]:
-        if isinstance(error, (anthropic.APIConnectionError, anthropic.APITimeoutError)):
-            return True, None, None
-        if isinstance(error, anthropic.APIStatusError):
-            status = error.status_code
-            return status in (408, 409, 429) or status >= 500, status, _retry_after(error.response)
-        return False, None, None
+        return sdk_retry_decision(error, anthropic)
 
     def close(self) -> None:
         self._sdk.close()

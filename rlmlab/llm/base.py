@@ -51,6 +51,35 @@ def messages_text(messages: Messages) -> str:
     return "\n".join(str(m.get("content", "")) for m in messages)
 
 
+def estimated_usage(messages: Messages, reply: str) -> Usage:
+    """Usage when the provider reported none (a simulated or scripted call), marked estimated."""
+    return Usage(estimate_tokens(messages_text(messages)), estimate_tokens(reply), 0, estimated=True)
+
+
+def sdk_retry_decision(error: Exception, sdk) -> tuple[bool, int | None, float | None]:
+    """`LLMClient._classify` for the official SDKs: `openai` and `anthropic` share these error classes."""
+    if isinstance(error, (sdk.APIConnectionError, sdk.APITimeoutError)):
+        return True, None, None
+    if isinstance(error, sdk.APIStatusError):
+        status = error.status_code
+        return status in (408, 409, 429) or status >= 500, status, retry_after_s(error.response)
+    return False, None, None
+
+
+def retry_after_s(response) -> float | None:
+    """The server's `retry-after-ms` or `retry-after` header, in seconds."""
+    if response is None:
+        return None
+    for header, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
+        value = response.headers.get(header)
+        if value is not None:
+            try:
+                return float(value) / scale
+            except ValueError:
+                return None
+    return None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter; a server's Retry-After wins when it is longer."""

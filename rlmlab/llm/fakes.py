@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .base import Completion, LLMClient, Messages, Usage, estimate_tokens, messages_text
+from .base import Completion, LLMClient, Messages, estimate_tokens, estimated_usage, messages_text
 
 
 @dataclass(frozen=True)
@@ -322,8 +322,7 @@ class ScriptedClient(LLMClient):
         reply = self.replies(request)
         if isinstance(reply, FakeError):
             raise _ScriptedFailure(reply.status, reply.message)
-        usage = Usage(estimate_tokens(messages_text(messages)), estimate_tokens(reply), 0, estimated=True)
-        return Completion(reply, self.model, usage)
+        return Completion(reply, self.model, estimated_usage(messages, reply))
 
     def _classify(self, error: Exception) -> tuple[bool, int | None, float | None]:
         if isinstance(error, _ScriptedFailure):

@@ -12,7 +12,7 @@ import os
 import openai
 
 from ..errors import MissingCredentials
-from .base import Completion, LLMClient, Messages, Usage, estimate_tokens, messages_text
+from .base import Completion, LLMClient, Messages, Usage, estimated_usage, sdk_retry_decision
 
 LOCAL_SERVER_KEY = "not-needed"  # OpenAI-compatible local servers ignore the key, the SDK insists on one
 
@@ -59,35 +59,14 @@ class OpenAIClient(LLMClient):
         text = response.choices[0].message.content or ""
         usage = response.usage
         if usage is None:
-            estimated = Usage(estimate_tokens(messages_text(messages)), estimate_tokens(text), 0, estimated=True)
-            return Completion(text, response.model or self.model, estimated)
+            return Completion(text, response.model or self.model, estimated_usage(messages, text))
         details = getattr(usage, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
         return Completion(text, response.model or self.model, Usage(usage.prompt_tokens, usage.completion_tokens, cached))
 
     def _classify(self, error: Exception) -> tuple[bool, int | None, float | None]:
-        if isinstance(error, (openai.APIConnectionError, openai.APITimeoutError)):
-            return True, None, None
-        if isinstance(error, openai.APIStatusError):
-            status = error.status_code
-            return status in (408, 409, 429) or status >= 500, status, _retry_after(error.response)
-        return False, None, None
+        return sdk_retry_decision(error, openai)
 
     def close(self) -> None:
         self._sdk.close()
 
-
-def _retry_after(response) -> float | None:
-    if response is None:
-        return None
-    value = response.headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            return None
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
