@@ -35,6 +35,7 @@ from .policies import cache as cache_policies
 from .policies import fetch as fetch_policies
 from .policies import prefetch as prefetch_policies
 from .reader import SegmentReader
+from .hedge import HedgePolicy, LatencyHistory
 from .retry import RetryPolicy
 from .stores import Store, open_store
 from .trace import GETS, MISSES, NBYTES, SEGMENTS, STALL, AccessEvent, Trace, new_stats
@@ -56,6 +57,7 @@ def open_context(
     endpoint_url: str | None = None,
     trace: Trace | bool | None = None,
     retries: RetryPolicy | int | None = None,
+    hedge: HedgePolicy | bool | None = None,
     **policy_options,
 ) -> "Context":
     """Open the context stored at `uri_or_store` (`mem://`, `file:///`, `s3://` or a Store).
@@ -63,7 +65,8 @@ def open_context(
     Policies are chosen by name (see `rlmlab.policies`) or passed as instances; any extra
     keyword (`readahead_segments=`, `hole_bytes=`, `cache_dir=`, ...) goes to the chosen
     policy that accepts it. `trace=False` turns tracing off; `retries` is an attempt
-    count or a `RetryPolicy`.
+    count or a `RetryPolicy`; `hedge` duplicates GETs that run far past their usual
+    latency (a `HedgePolicy`, True, or False; by default on for remote stores).
     """
     if isinstance(uri_or_store, Store):
         store = uri_or_store
@@ -83,8 +86,19 @@ def open_context(
         prefetch=prefetch,
         trace=trace,
         retries=retries,
+        hedge=hedge,
         **policy_options,
     )
+
+
+def _hedge_for(store: Store, hedge: HedgePolicy | bool | None) -> HedgePolicy | None:
+    if hedge is None:
+        hedge = store.remote
+    if isinstance(hedge, HedgePolicy):
+        return hedge
+    if isinstance(hedge, bool):
+        return HedgePolicy(history=LatencyHistory.of(store)) if hedge else None
+    raise TypeError(f"hedge must be a HedgePolicy, True, False or None, not {type(hedge).__name__}")
 
 
 def _normalize(start, end, n: int) -> tuple[int, int]:
@@ -143,6 +157,7 @@ class Context:
         prefetch: str | prefetch_policies.PrefetchPolicy = "adaptive",
         trace: Trace | bool | None = None,
         retries: RetryPolicy | int | None = None,
+        hedge: HedgePolicy | bool | None = None,
         **policy_options,
     ) -> "Context":
         """A Context over a manifest already in hand (tests, benchmarks, a shared store)."""
@@ -178,6 +193,7 @@ class Context:
             prefetch=policies["prefetch"],
             retry=RetryPolicy.coerce(retries),
             trace=trace,
+            hedge=_hedge_for(store, hedge),
         )
         return cls(reader, trace, source=store.uri)
 

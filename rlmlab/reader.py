@@ -2,8 +2,9 @@
 
 Order of lookup: the cache, then a GET already in flight for that segment (waited for,
 never duplicated), then the fetch policy. Every GET goes through `_get`, which retries
-`TransientStoreError` with capped, jittered backoff, checks the byte count, and records
-one `GetEvent` per attempt; every whole segment is checked against its sha256 before it
+`TransientStoreError` with capped, jittered backoff, duplicates a GET that runs far
+past its usual latency (hedge.py), checks the byte count, and records one `GetEvent` per
+attempt; every whole segment is checked against its sha256 before it
 is decoded. A reader therefore returns the manifest's text or raises a typed error that
 names the key and byte range (`ObjectChanged`, `RetriesExhausted`): never partial or
 wrong text.
@@ -23,6 +24,7 @@ from concurrent.futures import Future
 from typing import Sequence
 
 from .errors import ObjectChanged, RetriesExhausted, StoreError, TransientStoreError
+from .hedge import HedgePolicy
 from .layout import Manifest, Segment
 from .policies.cache import CachePolicy
 from .policies.fetch import FetchPolicy, RangeRequest
@@ -45,6 +47,7 @@ class SegmentReader:
         prefetch: PrefetchPolicy,
         retry: RetryPolicy,
         trace: Trace,
+        hedge: HedgePolicy | None = None,
     ):
         self.store = store
         self.manifest = manifest
@@ -54,6 +57,7 @@ class SegmentReader:
         self.cache = cache
         self.prefetch = prefetch
         self.retry = retry
+        self.hedge = hedge
         self.trace = trace
         self.byte_prefix = [0]  # byte_prefix[i]: bytes in segments before segment i
         for seg in self.segments:
@@ -253,31 +257,35 @@ class SegmentReader:
         longer body means it was rewritten: both are `ObjectChanged`.
         """
         expected = request.nbytes
-        trace, retry = self.trace, self.retry
+        trace, retry, hedge, store = self.trace, self.retry, self.hedge, self.store
         outcome = ""
         for attempt in range(1, retry.attempts + 1):
             began = trace.now()
+            duplicates = []  # the hedge appends one entry per duplicate GET it sends
             try:
-                data = self.store.get(request.key, request.start, request.stop)
+                if hedge is None:
+                    data = store.get(request.key, request.start, request.stop)
+                else:
+                    data = hedge.get(lambda: store.get(request.key, request.start, request.stop), expected, duplicates.append)
             except TransientStoreError as error:
                 outcome, nbytes = error.kind, 0
             except StoreError as error:
-                self._record_get(request, began, 0, attempt, type(error).__name__, purpose, stats)
+                self._record_get(request, began, 0, attempt, type(error).__name__, purpose, stats, duplicates)
                 raise
             else:
                 nbytes = len(data)
                 if nbytes == expected:
-                    self._record_get(request, began, nbytes, attempt, "ok", purpose, stats)
+                    self._record_get(request, began, nbytes, attempt, "ok", purpose, stats, duplicates)
                     return data
                 if nbytes > expected:
-                    self._record_get(request, began, nbytes, attempt, "changed", purpose, stats)
+                    self._record_get(request, began, nbytes, attempt, "changed", purpose, stats, duplicates)
                     raise ObjectChanged(
                         f"GET returned {nbytes} bytes where the manifest says {expected}",
                         key=request.key,
                         byte_range=request.byte_range,
                     )
                 outcome = "short_read"
-            self._record_get(request, began, nbytes, attempt, outcome, purpose, stats)
+            self._record_get(request, began, nbytes, attempt, outcome, purpose, stats, duplicates)
             if attempt < retry.attempts and not self._closed:
                 time.sleep(retry.delay(attempt))
             elif self._closed:
@@ -292,17 +300,18 @@ class SegmentReader:
             f"GET failed {attempt} times (last: {outcome})", key=request.key, byte_range=request.byte_range
         )
 
-    def _record_get(self, request, began, nbytes, attempt, outcome, purpose, stats) -> None:
+    def _record_get(self, request, began, nbytes, attempt, outcome, purpose, stats, duplicates) -> None:
+        requests = 1 + len(duplicates)
         if self.trace.enabled:
             self.trace.record(
                 GetEvent(
                     began, request.key, request.start, request.stop, nbytes,
-                    self.trace.now() - began, attempt, outcome, purpose,
+                    self.trace.now() - began, attempt, outcome, purpose, requests,
                 )
             )
         if stats is not None:
             with self._lock:
-                stats[GETS] += 1
+                stats[GETS] += requests
 
     # -- prefetch -----------------------------------------------------------------
 
@@ -369,3 +378,5 @@ class SegmentReader:
         for policy in (self.fetch, self.background_fetch, self.cache):
             if policy is not None:
                 policy.close(wait=wait)
+        if self.hedge is not None:
+            self.hedge.close()

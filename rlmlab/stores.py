@@ -35,6 +35,7 @@ class Store(ABC):
     """An object store rooted at a prefix. Keys are relative to that prefix."""
 
     uri: str
+    remote = False  # reached over a network, where slow responses make hedged GETs worth their cost
 
     @abstractmethod
     def get(self, key: str, start: int | None = None, stop: int | None = None) -> bytes:
@@ -336,6 +337,8 @@ class S3Store(Store):
     (botocore's default of 10 would queue parallel GETs behind it, GUIDE §3).
     """
 
+    remote = True
+
     def __init__(
         self,
         bucket: str,
@@ -504,6 +507,8 @@ class ObstoreStore(Store):
 
     obstore's retries are off for the same reason as botocore's.
     """
+
+    remote = True
 
     def __init__(
         self,

@@ -59,6 +59,8 @@ class ModalVolumeStore(Store):
     `environment_name`. The Volume must exist unless `create_if_missing`: a typo in a
     reader's URI should fail, not open a new empty Volume."""
 
+    remote = True
+
     lock_wait_s = 10.0  # how long `put_if_match` waits for another writer's lock
 
     def __init__(self, volume_name: str, prefix: str = "", *, environment_name: str | None = None,

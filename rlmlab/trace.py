@@ -52,6 +52,7 @@ class GetEvent:
     attempt: int
     outcome: str  # "ok" or the error kind that caused a retry or a failure
     purpose: str = "demand"  # "demand" (a reader waits) or "prefetch"
+    requests: int = 1  # 2 when the GET was slow and a hedged duplicate was sent (both are billed)
 
 
 @dataclass(slots=True)
@@ -214,7 +215,7 @@ class Trace:
         gets = [g for g in events["get"] if g.outcome == "ok"]
         return {
             "accesses": len(events["access"]),
-            "gets": len(events["get"]),
+            "gets": sum(g.requests for g in events["get"]),
             "bytes_fetched": sum(g.nbytes for g in gets),
             "stall_s": sum(a.stall_s for a in events["access"]),
             "llm_calls": len(events["llm"]),

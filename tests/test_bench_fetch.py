@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rlmlab.bench.fetch import QUICK, summarise
 from rlmlab.bench.report import write_fetch_report, write_index
 from rlmlab.storage_pricing import STORAGE_PRICES, storage_costs
@@ -72,3 +74,20 @@ def test_report_states_the_numbers_of_the_summary(tmp_path):
     (tmp_path / "fetch").mkdir()
     index = write_index(tmp_path, {"fetch": summary}).read_text()
     assert "by_ttfb_ms.50.whole_read.best_same_layout.speedup | 20" in index
+
+
+def test_slow_tail_compares_hedged_with_unhedged_reads(tmp_path):
+    rows = _rows(50.0, naive_whole=50.0, parallel_whole=2.5, best_whole=1.0)
+    for repeat in range(3):
+        for workload, hedged, plain in (("slow_tail_whole_read", 0.4, 2.4), ("slow_tail_targeted_reads", 2.0, 6.0)):
+            for policy, wall, requests in (("parallel/memory/none", hedged, 105), ("parallel/memory/none (no hedge)", plain, 100)):
+                rows.append({"ttfb_ms": 50.0, "repeat": repeat, "workload": workload, "policy": policy, "layout": "monocontext",
+                             "segment_bytes": 100_000, "wall_s": wall, "stall_s": wall, "gets": requests, "bytes_fetched": 1,
+                             "requests": requests, **storage_costs(gets=requests, bytes_out=1)})
+    summary = summarise(rows, {"median_ms": 1.5, "p90_ms": 3.0}, [50.0], QUICK, 3, quick=True)
+    tail = summary["slow_tail"]
+    assert tail["whole_read"]["speedup"] == pytest.approx(6.0) and tail["targeted_reads"]["speedup"] == pytest.approx(3.0)
+    assert abs(tail["whole_read"]["extra_requests_pct"] - 5.0) < 1e-9
+    assert summary["by_ttfb_ms"]["50"]["whole_read"]["best_same_layout"]["speedup"] == 20.0  # tail rows kept apart
+    report = write_fetch_report(tmp_path, rows, summary).read_text()
+    assert "Slow tail" in report and "**6.0×**" in report and "+5.0% requests" in report

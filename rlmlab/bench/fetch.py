@@ -8,6 +8,9 @@ number):
 * cold slice: does a slice spanning up to 10 segments cost about one GET of the same size?
 * paced scan: reading 64 KB chunks with 50 ms of "model thinking" between them, how long
   does the reader stall on storage under each prefetch policy?
+* slow tail: with a share of responses held back by seconds (a busy node), how much do
+  hedged GETs save on a whole read and on targeted reads, and how many extra requests
+  do they cost?
 
 `--quick` keeps every workload's shape (same segment sizes, same chunk size, same pause)
 with fewer segments, and says so in its output and summary.
@@ -34,6 +37,9 @@ SEED_LINES_PER_OBJECT = 1000
 THINK_S = 0.050
 SCAN_CHUNK = 64 * 1024
 COLD_SLICE = 1_000_000
+SLOW_RATE = 0.05  # share of object reads the server holds back in the slow-tail runs
+SLOW_MS = 2000.0
+TARGETED_READS = 40  # 10 KB reads at random places, one after another (an RLM reading around regex hits)
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,20 @@ def run(args) -> dict:
                     costs = storage_costs(gets=requests, bytes_out=row["bytes_fetched"])
                     rows.append({"ttfb_ms": ttfb, "repeat": repeat, **row, "requests": requests, **costs})
                     progress.update()
+        tail_ttfb = 50.0 if 50.0 in ttfbs else ttfbs[0]
+        server.configure(ttfb_ms=tail_ttfb, slow_rate=SLOW_RATE, slow_ms=SLOW_MS)
+        tail = _slow_tail_cells(bench)
+        progress.reset(total=len(tail) * repeats)
+        progress.set_description(f"bench fetch, slow tail ({SLOW_RATE:.0%} of reads +{SLOW_MS / 1000:.0f} s)")
+        for repeat in range(repeats):
+            for cell in tail:
+                before = server.counts["object_reads"]
+                row = cell()
+                requests = server.counts["object_reads"] - before
+                rows.append({"ttfb_ms": tail_ttfb, "repeat": repeat, **row, "requests": requests, **storage_costs(gets=requests, bytes_out=row["bytes_fetched"])})
+                progress.update()
         progress.close()
-        server.configure(ttfb_ms=0)
+        server.configure(ttfb_ms=0, slow_rate=0)
 
     summary = summarise(rows, floor, ttfbs, scale, repeats, quick=args.quick)
     write_results(out, rows, summary)
@@ -177,6 +195,20 @@ class _Bench:
         assert len(piece) == COLD_SLICE
         return _row("cold_slice", _policy_name({**policy, "cache": "none", "prefetch": "none"}), layout, 100_000, wall, stats, open_s=t_open - t0)
 
+    def targeted_reads(self, name: str, layout: str, segment_bytes: int, **policy) -> dict:
+        """TARGETED_READS reads of 10 KB at random places, each waited for before the next."""
+        rng = random.Random(17)  # the same places for every policy and repeat
+        stall = 0.0
+        with open_context(self.uri(name), endpoint_url=self.endpoint, client=self.client, **policy) as ctx:
+            for _ in range(TARGETED_READS):
+                start = rng.randrange(0, self.seed_chars - 10_000)
+                t = time.perf_counter()
+                piece = ctx[start : start + 10_000]
+                stall += time.perf_counter() - t
+                assert len(piece) == 10_000
+            stats = ctx.trace.summary()
+        return _row("targeted_reads", _policy_name(policy), layout, segment_bytes, stall, stats, stall_s=stall)
+
     def one_get(self) -> dict:
         t0 = time.perf_counter()
         data = self.store.get("one-get-1mb.bin")
@@ -245,8 +277,22 @@ def _cells(bench: _Bench, scale: Scale) -> list:
     return cells
 
 
+def _slow_tail_cells(bench: _Bench) -> list:
+    """The same reads with hedged GETs (the default for S3) and without, under held-back responses."""
+    seed_bytes = SEED_LINES_PER_OBJECT * LINE_BYTES
+    parallel = dict(fetch="parallel", workers=bench.workers, cache="memory", prefetch="none")
+    cells = []
+    for hedge in (True, False):
+        cells += [
+            lambda hedge=hedge: {**bench.whole_read("seed", "monocontext", seed_bytes, **parallel, hedge=hedge), "workload": "slow_tail_whole_read"},
+            lambda hedge=hedge: {**bench.targeted_reads("seed", "monocontext", seed_bytes, **parallel, hedge=hedge), "workload": "slow_tail_targeted_reads"},
+        ]
+    return cells
+
+
 def _policy_name(policy: dict) -> str:
-    return f"{policy.get('fetch', 'parallel')}/{policy.get('cache', 'memory')}/{policy.get('prefetch', 'none')}"
+    name = f"{policy.get('fetch', 'parallel')}/{policy.get('cache', 'memory')}/{policy.get('prefetch', 'none')}"
+    return name if policy.get("hedge", True) else f"{name} (no hedge)"
 
 
 def _row(workload: str, policy: str, layout: str, segment_bytes: int, wall: float, stats: dict, **extra) -> dict:
@@ -319,6 +365,20 @@ def summarise(rows: list[dict], floor: dict, ttfbs: list[float], scale: Scale, r
                 "best_stall_in_ttfbs": best_scan.stall_s / (ttfb / 1000) if ttfb else None,
             },
         }
+    slow_tail = {}
+    for workload in ("whole_read", "targeted_reads"):
+        runs = med[med.workload == f"slow_tail_{workload}"]
+        if runs.empty:
+            continue
+        hedged, plain = runs[~runs.policy.str.endswith("(no hedge)")].iloc[0], runs[runs.policy.str.endswith("(no hedge)")].iloc[0]
+        slow_tail[workload] = {
+            "ttfb_ms": float(hedged.ttfb_ms),
+            "policy": hedged.policy,
+            "hedged_s": hedged.stall_s,
+            "unhedged_s": plain.stall_s,
+            "speedup": plain.stall_s / hedged.stall_s,
+            "extra_requests_pct": 100 * (hedged.requests / plain.requests - 1),
+        }
     at50 = per_ttfb.get("50")
     targets = None
     if at50:
@@ -346,6 +406,7 @@ def summarise(rows: list[dict], floor: dict, ttfbs: list[float], scale: Scale, r
         ),
         "server_floor_ms": floor,
         "by_ttfb_ms": per_ttfb,
+        "slow_tail": {"slow_rate": SLOW_RATE, "slow_ms": SLOW_MS, **slow_tail} if slow_tail else None,
         "targets_at_50ms": targets,
     }
 

@@ -116,6 +116,17 @@ def write_fetch_report(out: Path, rows, summary: dict) -> Path:
             + (f" ({p['best_stall_in_ttfbs']:.1f} × TTFB)." if p["best_stall_in_ttfbs"] is not None else "."),
             "",
         ]
+    tail = summary.get("slow_tail")
+    if tail:
+        lines += [f"## Slow tail: {tail['slow_rate']:.0%} of reads held back {tail['slow_ms'] / 1000:.0f} s", ""]
+        for workload in ("whole_read", "targeted_reads"):
+            if workload in tail:
+                t = tail[workload]
+                lines.append(
+                    f"- {workload.replace('_', ' ')} at {t['ttfb_ms']:.0f} ms TTFB (`{t['policy']}`): hedged GETs {t['hedged_s']:.2f} s, "
+                    f"without {t['unhedged_s']:.2f} s (**{t['speedup']:.1f}×**), for {t['extra_requests_pct']:+.1f}% requests."
+                )
+        lines.append("")
     if summary.get("targets_at_50ms"):
         lines += ["## Targets at 50 ms TTFB", ""]
         lines += [f"- {name}: {'met' if ok else '**not met**'}" for name, ok in summary["targets_at_50ms"].items()]
