@@ -1,4 +1,4 @@
-"""Model clients (`OpenAIClient`, `AnthropicClient`), prices, limits, and fake servers for tests.
+"""Model clients (`OpenAIClient`, `AnthropicClient`, `ClaudeAgentClient`), prices, limits, and fake servers for tests.
 
 Provider SDKs are imported on first use, so `import rlmlab.llm` stays cheap.
 """
@@ -10,6 +10,7 @@ import importlib
 _EXPORTS = {
     "OpenAIClient": "rlmlab.llm.openai",
     "AnthropicClient": "rlmlab.llm.anthropic",
+    "ClaudeAgentClient": "rlmlab.llm.claude_agent",
     "LLMClient": "rlmlab.llm.base",
     "CallGate": "rlmlab.llm.base",
     "Completion": "rlmlab.llm.base",
@@ -35,8 +36,24 @@ def __getattr__(name: str):
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
+CLAUDE_AGENT = "claude-agent"  # "claude-agent:sonnet" → ClaudeAgentClient("sonnet"); alone: Claude Code's default
+
+
+def runs_in_claude_code(model: str) -> bool:
+    """`claude-agent` or `claude-agent:<model>`: a model reached through Claude Code, which has its own auth."""
+    return model.partition(":")[0].lower() == CLAUDE_AGENT
+
+
 def client_for(model: str, *, base_url: str | None = None, api_key: str | None = None, **options):
-    """The client a model name implies: `claude-*` → Anthropic, anything else → OpenAI-compatible."""
+    """The client a model name implies: `claude-agent:<model>` → Claude Code (the Agent SDK),
+    `claude-*` → Anthropic, anything else → OpenAI-compatible."""
+    if runs_in_claude_code(model):
+        if base_url is not None or api_key is not None:
+            raise ValueError(
+                f"{model!r} runs through Claude Code, which takes its endpoint and key from its own "
+                "configuration: set ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY, or pass env= instead"
+            )
+        return __getattr__("ClaudeAgentClient")(model.partition(":")[2] or None, **options)
     if model.lower().startswith("claude") and base_url is None:
         return __getattr__("AnthropicClient")(model, api_key=api_key, **options)
     return __getattr__("OpenAIClient")(model, base_url=base_url, api_key=api_key, **options)

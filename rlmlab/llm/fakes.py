@@ -4,6 +4,8 @@ Tests and benchmarks both use them: scripted replies (a list consumed in order, 
 function of the request), a latency per call, and failures (the first N requests, a
 seeded random rate, or a `FakeError` returned by the script). Each server counts its
 requests and the most it ever had in flight, which is how concurrency is checked.
+The Anthropic fake also answers `"stream": true` with server-sent events, because the
+Claude Code CLI (behind `ClaudeAgentClient`) only ever streams.
 `ScriptedClient` is the same script without HTTP, for measuring the engine alone.
 """
 
@@ -14,9 +16,10 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from .base import Completion, LLMClient, Messages, estimate_tokens, estimated_usage, messages_text
 
@@ -29,6 +32,7 @@ class FakeRequest:
     model: str
     messages: list[dict]
     headers: dict[str, str]
+    stream: bool = False
 
     @property
     def last_user(self) -> str:
@@ -53,6 +57,8 @@ class FakeError:
     status: int
     message: str = "fake failure"
 
+
+STREAM_CHUNK_CHARS = 64  # streamed replies arrive in deltas of this many characters
 
 Script = list | Callable[[FakeRequest], "str | FakeError"] | None
 
@@ -163,7 +169,7 @@ class _FakeServer:
             body = json.loads(handler.rfile.read(length) or b"{}")
         except json.JSONDecodeError:
             return self._send(handler, 400, self._error_body(400, "body is not JSON"))
-        if not self._path_ok(handler.path):
+        if not self._path_ok(urlsplit(handler.path).path):
             return self._send(handler, 404, self._error_body(404, f"no route {handler.path}"))
         request = self._parse(body, dict(handler.headers))
         with self._lock:
@@ -185,7 +191,10 @@ class _FakeServer:
             if isinstance(reply, FakeError):
                 return self._send(handler, reply.status, self._error_body(reply.status, reply.message))
             usage = (estimate_tokens(messages_text(request.messages)), estimate_tokens(reply))
-            self._send(handler, 200, self._success_body(request, reply, usage if self.include_usage else None))
+            usage = usage if self.include_usage else None
+            if request.stream:
+                return self._send_events(handler, self._stream_events(request, reply, usage))
+            self._send(handler, 200, self._success_body(request, reply, usage))
         finally:
             with self._lock:
                 self.stats.in_flight -= 1
@@ -202,6 +211,20 @@ class _FakeServer:
         handler.end_headers()
         handler.wfile.write(payload)
 
+    def _send_events(self, handler, events: Iterator[tuple[str, dict]]) -> None:
+        """A 200 streamed as server-sent events; the connection closes after the last one."""
+        with self._lock:
+            self.stats.statuses.append(200)
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("cache-control", "no-cache")
+        handler.send_header("connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        for name, data in events:
+            handler.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        handler.wfile.flush()
+
     def _path_ok(self, path: str) -> bool:
         raise NotImplementedError
 
@@ -212,6 +235,9 @@ class _FakeServer:
         raise NotImplementedError
 
     def _success_body(self, request: FakeRequest, text: str, usage: tuple[int, int] | None) -> dict:
+        raise NotImplementedError
+
+    def _stream_events(self, request: FakeRequest, text: str, usage: tuple[int, int] | None):
         raise NotImplementedError
 
     def _error_body(self, status: int, message: str) -> dict:
@@ -278,7 +304,7 @@ class FakeAnthropicServer(_FakeServer):
         system = body.get("system")
         messages = [{"role": "system", "content": _text(system)}] if system else []
         messages += [{"role": m.get("role"), "content": _text(m.get("content"))} for m in body.get("messages", [])]
-        return FakeRequest("anthropic", body.get("model", ""), messages, headers)
+        return FakeRequest("anthropic", body.get("model", ""), messages, headers, stream=bool(body.get("stream")))
 
     def _success_body(self, request, text, usage):
         body = {
@@ -300,6 +326,23 @@ class FakeAnthropicServer(_FakeServer):
         else:
             body["usage"] = {"input_tokens": 0, "output_tokens": 0}
         return body
+
+    def _stream_events(self, request, text, usage):
+        """The Messages API's event sequence: the text arrives in several deltas, usage at both ends."""
+        input_tokens, output_tokens = usage or (0, 0)
+        message = self._success_body(request, "", usage) | {"content": [], "stop_reason": None}
+        message["usage"] = message["usage"] | {"input_tokens": input_tokens, "output_tokens": min(output_tokens, 1)}
+        yield "message_start", {"type": "message_start", "message": message}
+        block = {"type": "text", "text": ""}
+        yield "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+        yield "ping", {"type": "ping"}
+        for start in range(0, len(text), STREAM_CHUNK_CHARS):
+            delta = {"type": "text_delta", "text": text[start : start + STREAM_CHUNK_CHARS]}
+            yield "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+        yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+        delta = {"stop_reason": "end_turn", "stop_sequence": None}
+        yield "message_delta", {"type": "message_delta", "delta": delta, "usage": {"output_tokens": output_tokens}}
+        yield "message_stop", {"type": "message_stop"}
 
     def _error_body(self, status, message):
         kind = {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error"}.get(status, "api_error")

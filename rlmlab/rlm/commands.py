@@ -1,7 +1,8 @@
 """`rlmlab ask --context URI "question"`: one RLM run against a real provider, from the shell.
 
 The provider follows from what is set: `--base-url` / OPENAI_BASE_URL (any OpenAI-compatible
-server), OPENAI_API_KEY, or ANTHROPIC_API_KEY. With none of them, it says exactly what to set.
+server), OPENAI_API_KEY, or ANTHROPIC_API_KEY; `--root claude-agent:<model>` runs through the
+user's Claude Code, which brings its own auth. With none of them, it says exactly what to set.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ rlmlab ask needs a language model, and none is configured. Set one of:
   export OPENAI_API_KEY=sk-...          # OpenAI (root gpt-5, sub gpt-5-mini by default)
   export ANTHROPIC_API_KEY=sk-ant-...   # Anthropic (root claude-sonnet-4-5, sub claude-haiku-4-5)
   --base-url http://host:port/v1 --root MODEL   (or export OPENAI_BASE_URL=...)
-                                        # an OpenAI-compatible server: vLLM, Ollama, LM Studio, OpenRouter"""
+                                        # an OpenAI-compatible server: vLLM, Ollama, LM Studio, OpenRouter
+  --root claude-agent:sonnet            # through your Claude Code login (subscription, its API key,
+                                        # Bedrock or Vertex); needs pip install 'rlmlab[agent]'"""
 
 
 def add_commands(subparsers) -> None:
     ask = subparsers.add_parser("ask", help="answer a question about a context with an RLM")
     ask.add_argument("question")
     ask.add_argument("--context", required=True, help="a context URI (s3://, file://, mem://) or a local text file")
-    ask.add_argument("--root", help="root model (default depends on the provider)")
+    ask.add_argument("--root", help="root model (default by provider); claude-agent:<model> runs through Claude Code")
     ask.add_argument("--sub", help="sub-call model (default depends on the provider; --root when only that is given)")
     ask.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, LM Studio, OpenRouter)")
     ask.add_argument("--max-iterations", type=int, default=30)
@@ -44,6 +47,7 @@ def add_commands(subparsers) -> None:
 def choose_models(args) -> tuple[str, str, str | None]:
     """(root, sub, base_url) from flags and environment, or MissingCredentials saying what to set."""
     from ..errors import MissingCredentials
+    from ..llm import runs_in_claude_code
 
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
     if base_url:
@@ -51,13 +55,18 @@ def choose_models(args) -> tuple[str, str, str | None]:
             raise MissingCredentials(f"--base-url {base_url} is set: name the model it serves with --root MODEL")
         return args.root, args.sub or args.root, base_url
     has_openai, has_anthropic = bool(os.environ.get("OPENAI_API_KEY")), bool(os.environ.get("ANTHROPIC_API_KEY"))
-    if not (has_openai or has_anthropic):
-        raise MissingCredentials(NOTHING_SET)
     wanted = args.root or ""
-    provider = "anthropic" if wanted.startswith("claude") or (not wanted and not has_openai) else "openai"
-    root = args.root or DEFAULT_MODELS[provider][0]
-    sub = args.sub or (DEFAULT_MODELS[provider][1] if not args.root else root)
+    if runs_in_claude_code(wanted):
+        root, sub = wanted, args.sub or wanted
+    elif not (has_openai or has_anthropic):
+        raise MissingCredentials(NOTHING_SET)
+    else:
+        provider = "anthropic" if wanted.startswith("claude") or (not wanted and not has_openai) else "openai"
+        root = args.root or DEFAULT_MODELS[provider][0]
+        sub = args.sub or (DEFAULT_MODELS[provider][1] if not args.root else root)
     for model in (root, sub):
+        if runs_in_claude_code(model):
+            continue  # Claude Code signs in on its own
         needs = "ANTHROPIC_API_KEY" if model.startswith("claude") else "OPENAI_API_KEY"
         if not os.environ.get(needs):
             raise MissingCredentials(f"model {model!r} needs {needs}; set it, or choose a model of the provider whose key is set")
@@ -83,14 +92,17 @@ def open_any_context(uri: str, endpoint_url: str | None = None):
 
 
 def run_ask(args) -> int:
-    from ..llm import client_for
+    from ..llm import client_for, runs_in_claude_code
     from .engine import RLM
+
+    def client(model: str, base_url: str | None):
+        return client_for(model, base_url=None if runs_in_claude_code(model) else base_url)
 
     try:
         root_model, sub_model, base_url = choose_models(args)
         context = open_any_context(args.context, args.endpoint_url)
-        root = client_for(root_model, base_url=base_url)
-        sub = root if sub_model == root_model else client_for(sub_model, base_url=base_url)
+        root = client(root_model, base_url)
+        sub = root if sub_model == root_model else client(sub_model, base_url)
         rlm = RLM(root, sub, max_iterations=args.max_iterations, max_depth=args.max_depth,
                   max_concurrency=args.max_concurrency, budget_usd=args.budget, timeout_s=args.timeout,
                   repl=args.repl)  # fmt: skip
@@ -100,7 +112,7 @@ def run_ask(args) -> int:
         if stopped.partial_answer:
             print(f"partial answer:\n{stopped.partial_answer}")
         return 3
-    except (RlmlabError, FileNotFoundError, ValueError) as error:
+    except (RlmlabError, FileNotFoundError, ValueError, ImportError) as error:  # ImportError: an extra not installed
         print(f"rlmlab ask: {error}", file=sys.stderr)
         return 2
     if args.trace_out:
