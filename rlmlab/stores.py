@@ -16,19 +16,25 @@ Transient errors carry a `kind`: "server_error" (5xx), "slow_down" (503 SlowDown
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import ipaddress
 import os
 import re
 import tempfile
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 from .errors import ObjectNotFound, PreconditionFailed, StoreError, TransientStoreError
+
+
+class ObjectInfo(NamedTuple):
+    size: int  # bytes
+    modified: float  # when it was last written, seconds since the epoch
 
 
 class Store(ABC):
@@ -50,8 +56,12 @@ class Store(ABC):
         """Whether the key exists."""
 
     @abstractmethod
+    def list_info(self, prefix: str = "") -> dict[str, "ObjectInfo"]:
+        """Keys under `prefix` (relative to the store's root) with their size and modification time."""
+
     def list(self, prefix: str = "") -> dict[str, int]:
         """Keys under `prefix` (relative to the store's root) with their sizes in bytes."""
+        return {key: info.size for key, info in self.list_info(prefix).items()}
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -76,12 +86,14 @@ class MemoryStore(Store):
     """A process-local store; `mem://NAME` names one shared by every opener in the process."""
 
     _named: dict[str, dict[str, bytes]] = {}
+    _named_modified: dict[str, dict[str, float]] = {}
     _named_lock = threading.Lock()
 
     def __init__(self, name: str = ""):
         self.uri = f"mem://{name}"
         with self._named_lock:
             self._objects = self._named.setdefault(name, {})
+            self._modified = self._named_modified.setdefault(name, {})
         self._lock = threading.Lock()
 
     def get(self, key, start=None, stop=None):
@@ -98,16 +110,19 @@ class MemoryStore(Store):
             if if_none_match and key in self._objects:
                 raise PreconditionFailed("object exists", key=key)
             self._objects[key] = bytes(data)
+            self._modified[key] = time.time()
 
     def exists(self, key):
         return key in self._objects
 
-    def list(self, prefix=""):
-        return {k: len(v) for k, v in list(self._objects.items()) if k.startswith(prefix)}
+    def list_info(self, prefix=""):
+        modified = self._modified
+        return {k: ObjectInfo(len(v), modified.get(k, 0.0)) for k, v in list(self._objects.items()) if k.startswith(prefix)}
 
     def delete(self, key):
         with self._lock:
             self._objects.pop(key, None)
+            self._modified.pop(key, None)
 
     def get_with_etag(self, key):
         data = self.get(key)
@@ -119,6 +134,7 @@ class MemoryStore(Store):
             if current is None or _etag(current) != etag:
                 raise PreconditionFailed("object changed since it was read (ETag mismatch)", key=key)
             self._objects[key] = bytes(data)
+            self._modified[key] = time.time()
             return _etag(data)
 
 
@@ -199,7 +215,7 @@ class FileStore(Store):
     def exists(self, key):
         return self._path(key).is_file()
 
-    def list(self, prefix=""):
+    def list_info(self, prefix=""):
         found = {}
         for dirpath, dirnames, filenames in os.walk(self.root):
             if Path(dirpath) == self.root and self._internal in dirnames:
@@ -208,7 +224,11 @@ class FileStore(Store):
             for name in filenames:
                 key = name if rel == "." else f"{rel}/{name}"
                 if key.startswith(prefix):
-                    found[key] = os.path.getsize(os.path.join(dirpath, name))
+                    try:
+                        stat = os.stat(os.path.join(dirpath, name))
+                    except FileNotFoundError:  # deleted while we walked
+                        continue
+                    found[key] = ObjectInfo(stat.st_size, stat.st_mtime)
         return found
 
     def delete(self, key):
@@ -415,13 +435,13 @@ class S3Store(Store):
             return False
         return True
 
-    def list(self, prefix=""):
+    def list_info(self, prefix=""):
         found = {}
         full_prefix = self._keys.full(prefix) if prefix else (self._keys.prefix + "/" if self._keys.prefix else "")
         with self._translated(key=prefix or None):
             for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full_prefix):
                 for obj in page.get("Contents", []):
-                    found[self._keys.relative(obj["Key"])] = obj["Size"]
+                    found[self._keys.relative(obj["Key"])] = ObjectInfo(obj["Size"], obj["LastModified"].timestamp())
         return found
 
     def delete(self, key):
@@ -604,7 +624,7 @@ class ObstoreStore(Store):
             return False
         return True
 
-    def list(self, prefix=""):
+    def list_info(self, prefix=""):
         import obstore
 
         # object_store lists by path segments; list the enclosing "directory", then filter.
@@ -616,7 +636,7 @@ class ObstoreStore(Store):
                 for meta in batch:
                     key = self._keys.relative(meta["path"])
                     if key.startswith(prefix):
-                        found[key] = meta["size"]
+                        found[key] = ObjectInfo(meta["size"], meta["last_modified"].timestamp())
         return found
 
     def delete(self, key):

@@ -37,7 +37,7 @@ import time
 import uuid
 
 from .errors import ObjectNotFound, PreconditionFailed, StoreError, TransientStoreError
-from .stores import Store, _check_range, _etag
+from .stores import ObjectInfo, Store, _check_range, _etag
 
 INSTALL_HINT = "modal:// stores need the modal package: pip install 'rlmlab[modal]'"
 LOCK_TTL_S = 60.0  # far longer than one compare-and-swap (one read and one write)
@@ -161,7 +161,7 @@ class ModalVolumeStore(Store):
                 return entry
         return None
 
-    def list(self, prefix=""):
+    def list_info(self, prefix=""):
         from modal.volume import FileEntryType
 
         directory = prefix.rpartition("/")[0]  # Modal lists directories: list the enclosing one, then filter
@@ -180,7 +180,7 @@ class ModalVolumeStore(Store):
                 continue
             key = path[base:]
             if key.startswith(prefix) and key.split("/", 1)[0] != _INTERNAL:
-                found[key] = entry.size
+                found[key] = ObjectInfo(entry.size, float(entry.mtime))
         return found
 
     def delete(self, key):

@@ -58,8 +58,8 @@ class WrappedStore(Store):
     def exists(self, key):
         return self.inner.exists(key)
 
-    def list(self, prefix=""):
-        return self.inner.list(prefix)
+    def list_info(self, prefix=""):
+        return self.inner.list_info(prefix)
 
     def delete(self, key):
         self.inner.delete(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 
 import pytest
@@ -28,6 +29,17 @@ def store(request, tmp_path):
     uri = request.getfixturevalue("s3_uri")
     client = kind.split("-")[1]
     return open_store(uri, endpoint_url=server.endpoint_url, client=client)
+
+
+def test_listing_tells_when_each_object_was_written(store, request):
+    if request.node.callspec.params["store"] == "modal-fake":
+        pytest.skip("the fake Volume reports no modification times")
+    before = time.time()
+    store.put("dated/one.txt", b"12345")
+    after = time.time()
+    info = store.list_info("dated/")["dated/one.txt"]
+    assert info.size == 5
+    assert before - 2 <= info.modified <= after + 2  # S3's LastModified has whole seconds
 
 
 def test_round_trip_ranges_and_listing(store):
