@@ -20,6 +20,7 @@ COMMANDS = {
     "ask": "rlmlab.rlm.commands",
     "record": "rlmlab.replay.commands",
     "replay": "rlmlab.replay.commands",
+    "gc": "rlmlab.gc",
 }
 
 
