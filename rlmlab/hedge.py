@@ -71,7 +71,9 @@ class HedgePolicy:
     `min_delay_s` keeps a store with sub-millisecond latency (a local simulator) from
     hedging on noise; until the history holds `min_samples` GETs of a size class, those
     GETs are not hedged (nothing to compare with). Without a `history`, the policy keeps
-    its own.
+    its own. Every hedged GET runs on the policy's threads (the caller must be free to take the
+    first answer), created as needed up to `threads`: a cap below the reader's demand and
+    prefetch workers together would queue GETs there and make them look slow.
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class HedgePolicy:
         min_delay_s: float = 0.02,
         min_samples: int = 8,
         history: LatencyHistory | None = None,
-        threads: int = 64,
+        threads: int = 512,
     ):
         if factor <= 1:
             raise ValueError(f"factor must be > 1 (a hedge before the median doubles most GETs), got {factor}")
