@@ -87,7 +87,7 @@ def test_slow_tail_compares_hedged_with_unhedged_reads(tmp_path):
     summary = summarise(rows, {"median_ms": 1.5, "p90_ms": 3.0}, [50.0], QUICK, 3, quick=True)
     tail = summary["slow_tail"]
     assert tail["whole_read"]["speedup"] == pytest.approx(6.0) and tail["targeted_reads"]["speedup"] == pytest.approx(3.0)
-    assert abs(tail["whole_read"]["extra_requests_pct"] - 5.0) < 1e-9
+    assert abs(tail["whole_read"]["extra_requests_pct"] - 5.0) < 1e-9 and tail["whole_read"]["repeats"] == 3
     assert summary["by_ttfb_ms"]["50"]["whole_read"]["best_same_layout"]["speedup"] == 20.0  # tail rows kept apart
     report = write_fetch_report(tmp_path, rows, summary).read_text()
     assert "Slow tail" in report and "**6.0×**" in report and "+5.0% requests" in report

@@ -124,7 +124,8 @@ def write_fetch_report(out: Path, rows, summary: dict) -> Path:
                 t = tail[workload]
                 lines.append(
                     f"- {workload.replace('_', ' ')} at {t['ttfb_ms']:.0f} ms TTFB (`{t['policy']}`): hedged GETs {t['hedged_s']:.2f} s, "
-                    f"without {t['unhedged_s']:.2f} s (**{t['speedup']:.1f}×**), for {t['extra_requests_pct']:+.1f}% requests."
+                    f"without {t['unhedged_s']:.2f} s (**{t['speedup']:.1f}×**), for {t['extra_requests_pct']:+.1f}% requests "
+                    f"(medians of {t['repeats']})."
                 )
         lines.append("")
     if summary.get("targets_at_50ms"):
