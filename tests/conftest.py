@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from rlmlab.sim import S3Server
+from claude_code_cli import cli_home, without_claude_settings  # noqa: F401  (fixtures for the real Claude Code CLI)
 from fake_modal import fake_modal  # noqa: F401  (a fixture: a fake Modal Volume)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rlmlab.cli import COMMANDS, build_parser, main
+from rlmlab.cli import COMMANDS, main
 
 
 def test_every_module_adds_exactly_the_commands_the_registry_gives_it():

@@ -10,10 +10,10 @@ import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import anthropic
 import pytest
+from claude_code_cli import CLI_PROBLEM, KEY, cli_env, needs_cli
 
 from rlmlab import RLM
 from rlmlab.cli import main
@@ -23,50 +23,12 @@ from rlmlab.llm.base import RetryPolicy, estimate_tokens, messages_text
 from rlmlab.llm.fakes import FakeAnthropicServer, FakeError
 
 
-def _cli_problem() -> str | None:
-    """Why the real CLI cannot run here, or None."""
-    try:
-        import claude_agent_sdk
-    except ImportError:
-        return "claude-agent-sdk is not installed: pip install 'rlmlab[agent]'"
-    if not (Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude").is_file():
-        return "this claude-agent-sdk wheel bundles no Claude Code CLI"
-    return None
-
-
-CLI_PROBLEM = _cli_problem()
-needs_cli = pytest.mark.skipif(CLI_PROBLEM is not None, reason=str(CLI_PROBLEM))
+pytestmark = pytest.mark.usefixtures("without_claude_settings")
 if CLI_PROBLEM is None:
     from rlmlab.llm.claude_agent import ClaudeAgentClient, render_turns
 
 FAST = RetryPolicy(max_retries=3, base_s=0.001, max_s=0.01)
-KEY = "sk-ant-api03-test-key-for-the-fake-server-0123456789"
 HELLO = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
-# Whatever the machine's environment configures for Claude Code must not reach the test CLI.
-FOREIGN_VARS = (
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "CLAUDE_CODE_OAUTH_TOKEN",
-    "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY", "CLAUDECODE",
-    "OPENAI_API_KEY", "OPENAI_BASE_URL",
-)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch):
-    for name in FOREIGN_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def cli_home(tmp_path_factory):
-    """A HOME and CLAUDE_CONFIG_DIR of the tests' own: the real user's ~/.claude stays untouched."""
-    return tmp_path_factory.mktemp("claude-home")
-
-
-def cli_env(server, home, key=KEY):
-    return {
-        "ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": key,
-        "HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-    }  # fmt: skip
 
 
 def make_client(server, home, model="claude-haiku-4-5", **options):

@@ -342,6 +342,26 @@ class CallGate:
             self.cache.put(client.model, messages[0]["content"], completion.text)
         return completion.text
 
+    def record_call(
+        self,
+        client: LLMClient,
+        usage: Usage,
+        start: float,
+        *,
+        role: str,
+        depth: int,
+        iteration: int | None = None,
+        messages: Messages = (),
+        response: str | None = None,
+        error: str | None = None,
+    ) -> float:
+        """Account for a call made elsewhere, ending now (a Claude agent's own turns, which its CLI
+        sends): priced by `client`, counted, traced and observed like a call through `call`."""
+        cost = client.cost(usage)
+        where = dict(role=role, depth=depth, batch_id=None, batch_index=None, iteration=iteration)
+        self._record(client, messages, response, usage, cost, start, error, where)
+        return cost
+
     def _record(self, client, messages, response, usage: Usage, cost: float, start: float, error, where) -> None:
         end = self.trace.now()
         with self._lock:

@@ -127,7 +127,7 @@ class ClaudeAgentClient(LLMClient):
         inherited = {**os.environ, **self.env}
         self._secrets.extend(inherited[name] for name in SECRET_ENV if inherited.get(name))
         self.reported_cost_usd = 0.0  # what Claude Code says its calls cost; informational, prices are rlmlab's
-        self._loop: _LoopThread | None = None
+        self._loop: LoopThread | None = None
         self._loop_lock = threading.Lock()
 
     def _send(self, messages: Messages) -> Completion:
@@ -135,20 +135,20 @@ class ClaudeAgentClient(LLMClient):
         prompt = render_turns([m for m in messages if m["role"] != "system"])
         with self._loop_lock:
             if self._loop is None:
-                self._loop = _LoopThread(f"claude-agent-{self.model}")
+                self._loop = LoopThread(f"claude-agent-{self.model}")
             loop = self._loop
-        with _system_prompt_option(system) as system_prompt:
+        with system_prompt_option(system) as system_prompt:
             completion, cost = loop.run(self._query(prompt, system_prompt, messages))
         if cost:
             with self._loop_lock:
                 self.reported_cost_usd += cost
         return completion
 
-    async def _query(self, prompt: str, system_prompt, messages: Messages) -> tuple[Completion, float | None]:
-        stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        options = sdk.ClaudeAgentOptions(
+    def agent_options(self, **overrides) -> sdk.ClaudeAgentOptions:
+        """This client's CLI settings as SDK options: no built-in tools, no outside MCP servers
+        or settings files, one turn; `overrides` change any of them (rlmlab.rlm.agent adds tools)."""
+        options = dict(
             model=self.cli_model,
-            system_prompt=system_prompt,
             tools=[],
             max_turns=1,
             mcp_servers={},
@@ -160,8 +160,12 @@ class ClaudeAgentClient(LLMClient):
             cwd=self.cwd,
             env=self.env,
             extra_args=self.extra_args,
-            stderr=stderr.append,
         )
+        return sdk.ClaudeAgentOptions(**(options | overrides))
+
+    async def _query(self, prompt: str, system_prompt, messages: Messages) -> tuple[Completion, float | None]:
+        stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        options = self.agent_options(system_prompt=system_prompt, stderr=stderr.append)
         texts: list[str] = []
         model, result, rate_limit = self.model, None, None
         try:
@@ -175,18 +179,13 @@ class ClaudeAgentClient(LLMClient):
                     elif isinstance(message, sdk.RateLimitEvent):
                         rate_limit = message.rate_limit_info
         except sdk.ClaudeSDKError as error:
-            raise _failure(error, rate_limit, stderr) from None
+            raise cli_failure(error, rate_limit, stderr) from None
         except TimeoutError:  # the SDK then stops the CLI: stdin closed, SIGTERM after 5 s
             raise ClaudeCodeFailure(
                 f"Claude Code gave no result within {self.timeout_s} s{_tail(stderr)}", status=None, retryable=True
             ) from None
         if result is None or result.is_error:
-            status = None if result is None else result.api_error_status
-            why = "ended without a result" if result is None else f"reported {result.subtype}: {result.result}"
-            raise ClaudeCodeFailure(
-                f"Claude Code {why}{_tail(stderr)}", status=status, retryable=_retryable_status(status),
-                retry_after_s=_resets_in_s(rate_limit),
-            )  # fmt: skip
+            raise result_failure(result, rate_limit, stderr)
         text = result.result if result.result is not None else "".join(texts)
         return Completion(text, model, _usage(result.usage, messages, text)), result.total_cost_usd
 
@@ -217,7 +216,7 @@ def render_turns(turns: Messages) -> str:
 
 
 @contextlib.contextmanager
-def _system_prompt_option(system: str):
+def system_prompt_option(system: str):
     """The system prompt as the SDK takes it: a string, or a file while the call runs when too long for argv."""
     if len(system.encode()) <= MAX_ARGV_PROMPT_BYTES:
         yield system or None
@@ -229,15 +228,28 @@ def _system_prompt_option(system: str):
 
 
 def _usage(reported: dict | None, messages: Messages, text: str) -> Usage:
-    """The result's usage, every prompt token in `input_tokens` as AnthropicClient counts them."""
-    if not reported:
-        return estimated_usage(messages, text)
+    """The result's usage, or an estimate when Claude Code reported none."""
+    return api_usage(reported) if reported else estimated_usage(messages, text)
+
+
+def api_usage(reported: dict) -> Usage:
+    """Usage as the Messages API reports it, every prompt token in `input_tokens` as AnthropicClient counts them."""
     read = reported.get("cache_read_input_tokens") or 0
     written = reported.get("cache_creation_input_tokens") or 0
     return Usage((reported.get("input_tokens") or 0) + read + written, reported.get("output_tokens") or 0, read)
 
 
-def _failure(error: Exception, rate_limit, stderr: deque[str]) -> ClaudeCodeFailure:
+def result_failure(result, rate_limit, stderr: deque[str]) -> ClaudeCodeFailure:
+    """A run that ended with no ResultMessage, or an error one, as a ClaudeCodeFailure."""
+    status = None if result is None else result.api_error_status
+    why = "ended without a result" if result is None else f"reported {result.subtype}: {result.result}"
+    return ClaudeCodeFailure(
+        f"Claude Code {why}{_tail(stderr)}", status=status, retryable=_retryable_status(status),
+        retry_after_s=_resets_in_s(rate_limit),
+    )  # fmt: skip
+
+
+def cli_failure(error: Exception, rate_limit, stderr: deque[str]) -> ClaudeCodeFailure:
     """An SDK error as a ClaudeCodeFailure that says whether to retry.
 
     ResultError: the CLI reached the API and reports the HTTP status (none for a connection
@@ -275,7 +287,7 @@ def _tail(stderr: deque[str]) -> str:
     return "\nClaude Code stderr:\n" + "\n".join(stderr) if stderr else ""
 
 
-class _LoopThread:
+class LoopThread:
     """One asyncio loop in a daemon thread; any thread runs a coroutine on it and waits."""
 
     def __init__(self, name: str):

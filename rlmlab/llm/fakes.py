@@ -5,7 +5,9 @@ function of the request), a latency per call, and failures (the first N requests
 seeded random rate, or a `FakeError` returned by the script). Each server counts its
 requests and the most it ever had in flight, which is how concurrency is checked.
 The Anthropic fake also answers `"stream": true` with server-sent events, because the
-Claude Code CLI (behind `ClaudeAgentClient`) only ever streams.
+Claude Code CLI (behind `ClaudeAgentClient`) only ever streams, and a script may make it
+call a tool (`FakeToolUse`) and read the `tool_result` that comes back, so an agent's
+tool loop (rlmlab.rlm.agent) runs offline too.
 `ScriptedClient` is the same script without HTTP, for measuring the engine alone.
 """
 
@@ -33,6 +35,8 @@ class FakeRequest:
     messages: list[dict]
     headers: dict[str, str]
     stream: bool = False
+    tools: tuple[str, ...] = ()  # the names of the tools the request offers the model
+    tool_results: tuple[str, ...] = ()  # the text of every tool_result block in the history, oldest first
 
     @property
     def last_user(self) -> str:
@@ -58,9 +62,19 @@ class FakeError:
     message: str = "fake failure"
 
 
+@dataclass(frozen=True)
+class FakeToolUse:
+    """A script's way to make the model call a tool: a `tool_use` block, after `text` if any."""
+
+    name: str
+    input: dict
+    text: str = ""
+
+
 STREAM_CHUNK_CHARS = 64  # streamed replies arrive in deltas of this many characters
 
-Script = list | Callable[[FakeRequest], "str | FakeError"] | None
+Reply = str | FakeToolUse | FakeError
+Script = list | Callable[[FakeRequest], Reply] | None
 
 
 class _Replies:
@@ -71,7 +85,7 @@ class _Replies:
         self._lock = threading.Lock()
         self._queue = list(script) if isinstance(script, (list, tuple)) else None
 
-    def __call__(self, request: FakeRequest) -> str | FakeError:
+    def __call__(self, request: FakeRequest) -> Reply:
         if self._queue is not None:
             with self._lock:
                 if not self._queue:
@@ -92,6 +106,7 @@ class ServerStats:
 
 class _FakeServer:
     api = ""
+    scripts_tool_use = False
 
     def __init__(
         self,
@@ -188,9 +203,11 @@ class _FakeServer:
             if forced is not None:
                 return self._send(handler, forced, self._error_body(forced, "fake transient failure"))
             reply = self.replies(request)
+            if isinstance(reply, FakeToolUse) and not self.scripts_tool_use:
+                reply = FakeError(500, f"the fake {self.api} server does not script tool calls")
             if isinstance(reply, FakeError):
                 return self._send(handler, reply.status, self._error_body(reply.status, reply.message))
-            usage = (estimate_tokens(messages_text(request.messages)), estimate_tokens(reply))
+            usage = (estimate_tokens(messages_text(request.messages)), estimate_tokens(_reply_text(reply)))
             usage = usage if self.include_usage else None
             if request.stream:
                 return self._send_events(handler, self._stream_events(request, reply, usage))
@@ -234,10 +251,10 @@ class _FakeServer:
     def _parse(self, body: dict, headers: dict) -> FakeRequest:
         raise NotImplementedError
 
-    def _success_body(self, request: FakeRequest, text: str, usage: tuple[int, int] | None) -> dict:
+    def _success_body(self, request: FakeRequest, reply: str | FakeToolUse, usage: tuple[int, int] | None) -> dict:
         raise NotImplementedError
 
-    def _stream_events(self, request: FakeRequest, text: str, usage: tuple[int, int] | None):
+    def _stream_events(self, request: FakeRequest, reply: str | FakeToolUse, usage: tuple[int, int] | None):
         raise NotImplementedError
 
     def _error_body(self, status: int, message: str) -> dict:
@@ -289,6 +306,7 @@ class FakeAnthropicServer(_FakeServer):
     """POST /v1/messages, as api.anthropic.com answers it."""
 
     api = "anthropic"
+    scripts_tool_use = True
 
     @property
     def url(self) -> str:
@@ -304,16 +322,23 @@ class FakeAnthropicServer(_FakeServer):
         system = body.get("system")
         messages = [{"role": "system", "content": _text(system)}] if system else []
         messages += [{"role": m.get("role"), "content": _text(m.get("content"))} for m in body.get("messages", [])]
-        return FakeRequest("anthropic", body.get("model", ""), messages, headers, stream=bool(body.get("stream")))
+        results = [
+            _text(block.get("content"))
+            for m in body.get("messages", []) if isinstance(m.get("content"), list)
+            for block in m["content"] if isinstance(block, dict) and block.get("type") == "tool_result"
+        ]  # fmt: skip
+        tools = tuple(tool.get("name", "") for tool in body.get("tools") or [])
+        return FakeRequest("anthropic", body.get("model", ""), messages, headers, stream=bool(body.get("stream")),
+                           tools=tools, tool_results=tuple(results))  # fmt: skip
 
-    def _success_body(self, request, text, usage):
+    def _success_body(self, request, reply, usage):
         body = {
             "id": f"msg_fake{next(self._ids)}",
             "type": "message",
             "role": "assistant",
             "model": request.model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
+            "content": self._content(reply),
+            "stop_reason": "tool_use" if isinstance(reply, FakeToolUse) else "end_turn",
             "stop_sequence": None,
         }
         if usage is not None:
@@ -327,20 +352,31 @@ class FakeAnthropicServer(_FakeServer):
             body["usage"] = {"input_tokens": 0, "output_tokens": 0}
         return body
 
-    def _stream_events(self, request, text, usage):
-        """The Messages API's event sequence: the text arrives in several deltas, usage at both ends."""
+    def _content(self, reply: str | FakeToolUse) -> list[dict]:
+        if not isinstance(reply, FakeToolUse):
+            return [{"type": "text", "text": reply}]
+        call = {"type": "tool_use", "id": f"toolu_fake{next(self._ids)}", "name": reply.name, "input": reply.input}
+        return ([{"type": "text", "text": reply.text}] if reply.text else []) + [call]
+
+    def _stream_events(self, request, reply, usage):
+        """The Messages API's event sequence: text and a tool call's JSON arrive in several deltas, usage at both ends."""
         input_tokens, output_tokens = usage or (0, 0)
         message = self._success_body(request, "", usage) | {"content": [], "stop_reason": None}
         message["usage"] = message["usage"] | {"input_tokens": input_tokens, "output_tokens": min(output_tokens, 1)}
         yield "message_start", {"type": "message_start", "message": message}
-        block = {"type": "text", "text": ""}
-        yield "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
         yield "ping", {"type": "ping"}
-        for start in range(0, len(text), STREAM_CHUNK_CHARS):
-            delta = {"type": "text_delta", "text": text[start : start + STREAM_CHUNK_CHARS]}
-            yield "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
-        yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-        delta = {"stop_reason": "end_turn", "stop_sequence": None}
+        for index, block in enumerate(self._content(reply)):
+            if block["type"] == "text":  # the text in text_delta events
+                text, empty, delta_kind, delta_field = block["text"], block | {"text": ""}, "text_delta", "text"
+            else:  # a tool call's input as JSON cut anywhere, in input_json_delta events
+                text, empty, delta_kind, delta_field = json.dumps(block["input"]), block | {"input": {}}, "input_json_delta", "partial_json"  # fmt: skip
+            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": empty}
+            for start in range(0, len(text), STREAM_CHUNK_CHARS):
+                delta = {"type": delta_kind, delta_field: text[start : start + STREAM_CHUNK_CHARS]}
+                yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+            yield "content_block_stop", {"type": "content_block_stop", "index": index}
+        stop_reason = "tool_use" if isinstance(reply, FakeToolUse) else "end_turn"
+        delta = {"stop_reason": stop_reason, "stop_sequence": None}
         yield "message_delta", {"type": "message_delta", "delta": delta, "usage": {"output_tokens": output_tokens}}
         yield "message_stop", {"type": "message_stop"}
 
@@ -363,6 +399,8 @@ class ScriptedClient(LLMClient):
         request = FakeRequest("scripted", self.model, [dict(m) for m in messages], {})
         self.requests.append(request)
         reply = self.replies(request)
+        if isinstance(reply, FakeToolUse):
+            raise TypeError("ScriptedClient has no tools: script FakeToolUse replies for FakeAnthropicServer")
         if isinstance(reply, FakeError):
             raise _ScriptedFailure(reply.status, reply.message)
         return Completion(reply, self.model, estimated_usage(messages, reply))
@@ -377,6 +415,11 @@ class _ScriptedFailure(Exception):
     def __init__(self, status: int, message: str):
         self.status = status
         super().__init__(f"{status}: {message}")
+
+
+def _reply_text(reply: str | FakeToolUse) -> str:
+    """What a reply's output tokens are counted from."""
+    return reply if isinstance(reply, str) else reply.text + json.dumps(reply.input)
 
 
 def _text(content) -> str:

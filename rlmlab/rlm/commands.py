@@ -3,6 +3,7 @@
 The provider follows from what is set: `--base-url` / OPENAI_BASE_URL (any OpenAI-compatible
 server), OPENAI_API_KEY, or ANTHROPIC_API_KEY; `--root claude-agent:<model>` runs through the
 user's Claude Code, which brings its own auth. With none of them, it says exactly what to set.
+`--engine agent` makes the root a Claude agent that drives the REPL with tools (rlmlab.rlm.agent).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def add_commands(subparsers) -> None:
     ask.add_argument("--root", help="root model (default by provider); claude-agent:<model> runs through Claude Code")
     ask.add_argument("--sub", help="sub-call model (default depends on the provider; --root when only that is given)")
     ask.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, LM Studio, OpenRouter)")
+    ask.add_argument(
+        "--engine", choices=["text", "agent"], default="text",
+        help="text: the root writes ```repl blocks (any model); agent: the root is a Claude agent in Claude Code "
+        "that calls python / final_answer tools (--root claude-agent[:model], the default then)",
+    )  # fmt: skip
     ask.add_argument("--max-iterations", type=int, default=30)
     ask.add_argument("--max-depth", type=int, default=1)
     ask.add_argument("--max-concurrency", type=int, default=16)
@@ -92,20 +98,30 @@ def open_any_context(uri: str, endpoint_url: str | None = None):
 
 
 def run_ask(args) -> int:
-    from ..llm import client_for, runs_in_claude_code
+    from ..llm import CLAUDE_AGENT, client_for, runs_in_claude_code
     from .engine import RLM
 
     def client(model: str, base_url: str | None):
         return client_for(model, base_url=None if runs_in_claude_code(model) else base_url)
 
     try:
+        if args.engine == "agent":
+            args.root = args.root or CLAUDE_AGENT
+            if not runs_in_claude_code(args.root):
+                raise ValueError(f"--engine agent runs the root in Claude Code: --root claude-agent[:model], not {args.root!r}")
         root_model, sub_model, base_url = choose_models(args)
         context = open_any_context(args.context, args.endpoint_url)
-        root = client(root_model, base_url)
-        sub = root if sub_model == root_model else client(sub_model, base_url)
-        rlm = RLM(root, sub, max_iterations=args.max_iterations, max_depth=args.max_depth,
-                  max_concurrency=args.max_concurrency, budget_usd=args.budget, timeout_s=args.timeout,
-                  repl=args.repl)  # fmt: skip
+        settings = dict(max_iterations=args.max_iterations, max_depth=args.max_depth, max_concurrency=args.max_concurrency,
+                        budget_usd=args.budget, timeout_s=args.timeout, repl=args.repl)  # fmt: skip
+        if args.engine == "agent":
+            from .agent import AgentRLM
+
+            sub = client(sub_model, base_url)
+            rlm = AgentRLM(sub, model=root_model.partition(":")[2] or None, **settings)
+        else:
+            root = client(root_model, base_url)
+            sub = root if sub_model == root_model else client(sub_model, base_url)
+            rlm = RLM(root, sub, **settings)
         result = rlm.completion(context, args.question)
     except RunStopped as stopped:
         print(f"rlmlab ask: stopped: {stopped}", file=sys.stderr)

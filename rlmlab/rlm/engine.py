@@ -34,7 +34,7 @@ class Result:
     cost_usd: float
     trace: Trace
     elapsed_s: float
-    ended_by: str  # "final" or "max_iterations"
+    ended_by: str  # "final" or "max_iterations" (and "reply" for an AgentRLM, see rlmlab.rlm.agent)
 
 
 @dataclass(frozen=True)
