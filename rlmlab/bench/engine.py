@@ -13,6 +13,10 @@ official OpenAI SDK:
   (wall time − time in root calls) / iterations, which also charges per-run setup and
   teardown. rlmlab also runs on a `ScriptedClient` (no HTTP at all: the engine alone) and,
   where bubblewrap is installed, with the isolated REPL (what the sandbox costs per cell).
+* Claude Code as the root (when claude-agent-sdk and its bundled CLI are installed): the same
+  trajectory against a fake Anthropic server, as `AgentRLM` (one CLI process for the run, each
+  step a `python` tool call) and as the text loop with `ClaudeAgentClient` (a CLI process per
+  root call). Wall time per iteration at zero model latency: what a step costs beyond the model.
 
 Both trajectories end with the newer reference's `answer` dict, which both engines honour.
 Every figure is a median over repeats, reported next to its floor or its baseline.
@@ -21,15 +25,19 @@ Every figure is a median over repeats, reported next to its floor or its baselin
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import tempfile
 import time
+from pathlib import Path
 
-from ..llm.fakes import FakeOpenAIServer, ScriptedClient
+from ..llm.fakes import FakeAnthropicServer, FakeOpenAIServer, FakeToolUse, ScriptedClient
 from ..llm.openai import OpenAIClient
 from ..rlm.engine import RLM
 from ..rlm.repl import isolation_problem
 from .common import median, suite_dir, write_results
 
 MODEL = "gpt-5-mini"
+CLAUDE_MODEL = "claude-haiku-4-5"
 BATCH_PROMPTS, CONCURRENCY, LATENCY_S = 64, 16, 0.200
 FLOOR_S = -(-BATCH_PROMPTS // CONCURRENCY) * LATENCY_S
 FLOOR_TARGET, OVERHEAD_TARGET_MS = 1.15, 5.0
@@ -128,6 +136,57 @@ def run_reference(url: str, trajectory_len: int) -> dict:
     return {"wall_s": wall, "answer": result.response, "root_intervals": sorted(root_calls)}
 
 
+def claude_code_problem() -> str | None:
+    """Why Claude Code cannot be benchmarked here, or None."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is None:
+        return "claude-agent-sdk is not installed (pip install 'rlmlab[agent]')"
+    if not (Path(spec.origin).parent / "_bundled" / "claude").is_file():
+        return "this claude-agent-sdk wheel bundles no Claude Code CLI"
+    return None
+
+
+def agent_script(iterations: int):
+    """The overhead trajectory as tool calls: python steps, then final_answer."""
+
+    def reply(request):
+        step = request.step
+        if step < iterations - 1:
+            return FakeToolUse("mcp__rlm__python", {"code": f"x{step} = len(context) + {step}\nprint(x{step})"})
+        return FakeToolUse("mcp__rlm__final_answer", {"answer": "done"})
+
+    return reply
+
+
+def text_loop_script(trajectory: list[str]):
+    """`scripted`, for ClaudeAgentClient, which renders the history into one tagged prompt."""
+
+    def reply(request):
+        return trajectory[min(request.last_user.count("<assistant_turn>"), len(trajectory) - 1)]
+
+    return reply
+
+
+def run_claude_code(kind: str, url: str, home: str, iterations: int) -> dict:
+    from ..llm.claude_agent import ClaudeAgentClient
+    from ..rlm.agent import AgentRLM
+
+    env = {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "sk-ant-fake-bench", "HOME": home,
+           "CLAUDE_CONFIG_DIR": str(Path(home) / ".claude")}  # fmt: skip
+    sub = ScriptedClient(MODEL, "a short sub-answer")
+    if kind == "agent":
+        rlm = AgentRLM(sub, model=CLAUDE_MODEL, env=env, max_iterations=iterations + 5)
+    else:
+        rlm = RLM(ClaudeAgentClient(CLAUDE_MODEL, env=env), sub, max_iterations=iterations + 5)
+    start = time.perf_counter()
+    result = rlm.completion(CONTEXT, QUERY)
+    wall = time.perf_counter() - start
+    if result.answer != "done":
+        raise RuntimeError(f"Claude Code ({kind}) answered {result.answer!r}, not the scripted 'done'")
+    roots = sum(e.role == "root" for e in result.trace["llm"])
+    return {"wall_s": wall, "root_calls": roots, "ms_per_iteration": wall / iterations * 1000}
+
+
 # -- the suite ------------------------------------------------------------------------------------
 def run(args) -> dict:
     repeats = args.repeats or (3 if args.quick else 5)
@@ -165,7 +224,20 @@ def run(args) -> dict:
             print(f"overhead repeat {repeat}: " + ", ".join(
                 f"{r['engine']} {r['gap_ms']:.2f} ms between root calls" for r in rows[-extra:]))  # fmt: skip
 
+    claude_code = claude_code_problem()
+    if claude_code is None:
+        with tempfile.TemporaryDirectory(prefix="rlmlab-claude-home-") as home:
+            for kind, script in (("agent", agent_script(iterations)), ("text-loop", text_loop_script(trajectory))):
+                with FakeAnthropicServer(script) as server:
+                    for repeat in range(repeats):
+                        run_ = run_claude_code(kind, server.url, home, iterations)
+                        rows.append({"workload": "claude_code", "engine": kind, "repeat": repeat, **run_})
+                        print(f"claude code {kind:9s} repeat {repeat}: {run_['ms_per_iteration']:.0f} ms per iteration")
+    else:
+        print(f"claude code: skipped, {claude_code}")
+
     summary = _summarise(rows, repeats, iterations, args.quick)
+    summary["claude_code"] = _summarise_claude_code(rows, iterations) if claude_code is None else {"skipped": claude_code}
     write_results(out, rows, summary)
     return summary
 
@@ -180,6 +252,23 @@ def _row(run_: dict) -> dict:
         "root_call_s": in_calls,
         "gap_ms": median(gaps) * 1000,
         "overhead_ms_per_iteration": (run_["wall_s"] - in_calls) / max(len(intervals), 1) * 1000,
+    }
+
+
+def _summarise_claude_code(rows: list[dict], iterations: int) -> dict:
+    def med(engine, key):
+        return median(r[key] for r in rows if r["workload"] == "claude_code" and r["engine"] == engine)
+
+    openai_ms = median(r["wall_s"] for r in rows if r["workload"] == "overhead" and r["engine"] == "rlmlab") / iterations * 1000
+    agent, text_loop = med("agent", "ms_per_iteration"), med("text-loop", "ms_per_iteration")
+    return {
+        "iterations": iterations,
+        "agent_ms_per_iteration": agent,
+        "text_loop_ms_per_iteration": text_loop,
+        "text_loop_over_agent": text_loop / agent,
+        "openai_text_loop_ms_per_iteration": openai_ms,  # the same trajectory through OpenAIClient, for scale
+        "agent_root_calls": med("agent", "root_calls"),
+        "text_loop_root_calls": med("text-loop", "root_calls"),
     }
 
 
