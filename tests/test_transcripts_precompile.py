@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -59,7 +60,7 @@ def rlm():
 
 
 def test_digests_are_incremental_and_the_briefing_cites_sessions(rlm):
-    store = MemoryStore("team")
+    store = MemoryStore(f"team-{uuid.uuid4().hex}")
     upload_sessions([_session("ana", 1), _session("bo", 2)], store)
     first = precompile(store, rlm)
     assert sorted(first.digested) == ["ana-001", "bo-002"] and first.version == 1
@@ -77,7 +78,7 @@ def test_digests_are_incremental_and_the_briefing_cites_sessions(rlm):
 
 
 def test_a_long_session_is_digested_by_an_rlm_run(rlm):
-    store = MemoryStore("team-long")
+    store = MemoryStore(f"team-long-{uuid.uuid4().hex}")
     upload_sessions([_session("ana", 1, words=4000)], store)
     report = precompile(store, rlm, plain_limit_chars=10_000)
     assert report.digested == ["ana-001"]
@@ -96,7 +97,7 @@ def test_real_sdk_path_against_a_fake_openai_server(monkeypatch):
         from rlmlab.transcripts.precompile import models_from_settings
 
         root, sub = models_from_settings(root="gpt-test", sub="gpt-test-mini", base_url=server.url)
-        store = MemoryStore("team-sdk")
+        store = MemoryStore(f"team-sdk-{uuid.uuid4().hex}")
         upload_sessions([_session("chen", 4)], store)
         report = precompile(store, RLM(root, sub, max_iterations=4))
     assert report.digested == ["chen-004"]

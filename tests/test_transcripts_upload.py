@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_reupload_is_idempotent_and_changed_sessions_are_replaced_in_place(tmp_p
 
 
 def test_secrets_never_reach_the_store():
-    store = MemoryStore("team")
+    store = MemoryStore(f"team-{uuid.uuid4().hex}")
     planted = planted_secrets(random.Random(11))
     session = _session("ana", 1, text="\n".join(p.line for p in planted))
     upload_sessions([session], store)
@@ -87,11 +88,11 @@ def test_refuses_a_prefix_holding_another_context(tmp_path):
 
 def test_a_session_without_id_is_refused():
     with pytest.raises(ValueError, match="session_id"):
-        upload_sessions([Session()], MemoryStore("x"))
+        upload_sessions([Session()], MemoryStore(f"x-{uuid.uuid4().hex}"))
 
 
 def test_racing_threads_lose_nothing_in_memory():
-    store = MemoryStore("race")
+    store = MemoryStore(f"race-{uuid.uuid4().hex}")
 
     def uploader(dev: str) -> None:
         for i in range(15):
