@@ -21,8 +21,10 @@ not upload them again) is the one race left, so do not run `gc` beside such a wr
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -156,8 +158,6 @@ def add_commands(subparsers) -> None:
 
 
 def _duration_arg(text: str) -> float:
-    import argparse
-
     try:
         return parse_duration(text)
     except ValueError as error:
@@ -165,8 +165,6 @@ def _duration_arg(text: str) -> float:
 
 
 def _gc(args) -> int:
-    import sys
-
     try:
         result = collect(args.uri, keep_versions=args.keep_versions, grace_s=args.grace, dry_run=args.dry_run, endpoint_url=args.endpoint_url)
     except (ManifestError, ValueError) as error:

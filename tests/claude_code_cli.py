@@ -5,25 +5,14 @@ Anthropic server; its fixtures (registered in conftest.py) keep the machine's Cl
 settings out and the user's ~/.claude untouched.
 """
 
-from pathlib import Path
-
 import pytest
+
+from rlmlab.llm import claude_code_problem
 
 KEY = "sk-ant-api03-test-key-for-the-fake-server-0123456789"
 
 
-def _cli_problem() -> str | None:
-    """Why the real CLI cannot run here, or None."""
-    try:
-        import claude_agent_sdk
-    except ImportError:
-        return "claude-agent-sdk is not installed: pip install 'rlmlab[agent]'"
-    if not (Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude").is_file():
-        return "this claude-agent-sdk wheel bundles no Claude Code CLI"
-    return None
-
-
-CLI_PROBLEM = _cli_problem()
+CLI_PROBLEM = claude_code_problem()
 needs_cli = pytest.mark.skipif(CLI_PROBLEM is not None, reason=str(CLI_PROBLEM))
 
 # Whatever the machine's environment configures for Claude Code must not reach the test CLI.

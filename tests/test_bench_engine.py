@@ -6,6 +6,7 @@ import json
 import pytest
 
 from rlmlab.bench import engine
+from rlmlab.llm import claude_code_problem
 
 
 @pytest.mark.slow
@@ -20,8 +21,8 @@ def test_engine_suite_runs_both_engines_and_writes_a_summary(tmp_path):
     assert summary["overhead"]["iterations"] == 3
     assert (tmp_path / "engine" / "results.parquet").exists()
     claude_code = summary["claude_code"]
-    if engine.claude_code_problem() is None:  # the real CLI against a fake Anthropic server: one root call a step both ways
+    if claude_code_problem() is None:  # the real CLI against a fake Anthropic server: one root call a step both ways
         assert claude_code["agent_root_calls"] == claude_code["text_loop_root_calls"] == 3
         assert claude_code["agent_ms_per_iteration"] > 0 and claude_code["text_loop_ms_per_iteration"] > 0
     else:
-        assert claude_code == {"skipped": engine.claude_code_problem()}
+        assert claude_code == {"skipped": claude_code_problem()}

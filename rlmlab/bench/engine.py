@@ -25,11 +25,11 @@ Every figure is a median over repeats, reported next to its floor or its baselin
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import tempfile
 import time
 from pathlib import Path
 
+from ..llm import claude_code_problem
 from ..llm.fakes import FakeAnthropicServer, FakeOpenAIServer, FakeToolUse, ScriptedClient
 from ..llm.openai import OpenAIClient
 from ..rlm.engine import RLM
@@ -134,16 +134,6 @@ def run_reference(url: str, trajectory_len: int) -> dict:
         result = reference.completion(CONTEXT, root_prompt=QUERY)
         wall = time.perf_counter() - start
     return {"wall_s": wall, "answer": result.response, "root_intervals": sorted(root_calls)}
-
-
-def claude_code_problem() -> str | None:
-    """Why Claude Code cannot be benchmarked here, or None."""
-    spec = importlib.util.find_spec("claude_agent_sdk")
-    if spec is None:
-        return "claude-agent-sdk is not installed (pip install 'rlmlab[agent]')"
-    if not (Path(spec.origin).parent / "_bundled" / "claude").is_file():
-        return "this claude-agent-sdk wheel bundles no Claude Code CLI"
-    return None
 
 
 def agent_script(iterations: int):

@@ -39,6 +39,19 @@ def __getattr__(name: str):
 CLAUDE_AGENT = "claude-agent"  # "claude-agent:sonnet" → ClaudeAgentClient("sonnet"); alone: Claude Code's default
 
 
+def claude_code_problem() -> str | None:
+    """Why Claude Code cannot run here (no SDK, or a wheel without the bundled CLI), or None."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("claude_agent_sdk")
+    if spec is None:
+        return "claude-agent-sdk is not installed: pip install 'rlmlab[agent]'"
+    if not (Path(spec.origin).parent / "_bundled" / "claude").is_file():
+        return "this claude-agent-sdk wheel bundles no Claude Code CLI"
+    return None
+
+
 def runs_in_claude_code(model: str) -> bool:
     """`claude-agent` or `claude-agent:<model>`: a model reached through Claude Code, which has its own auth."""
     return model.partition(":")[0].lower() == CLAUDE_AGENT
